@@ -1,0 +1,59 @@
+# ipe-lightning: `make help` lists the targets.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Torch for machines without an NVIDIA GPU: the CPU build. GPU users keep the torch already in the
+# venv, or choose one: `make install TORCH_SPEC="torch==2.5.1" TORCH_INDEX=https://download.pytorch.org/whl/cu121`.
+TORCH_CPU_SPEC ?= torch==2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_SPEC ?=
+TORCH_INDEX ?=
+# SYSTEM_SITE=1 builds the venv on top of the system's packages (keeps a cluster's own torch).
+SYSTEM_SITE ?=
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-all lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## create .venv and install the package (CPU torch without a GPU)
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=...")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(if $(SYSTEM_SITE),--system-site-packages) $(VENV)
+	@if [ -n "$(TORCH_SPEC)" ]; then \
+		echo "installing the chosen torch: $(TORCH_SPEC)"; \
+		$(BIN)/pip install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
+	elif $(BIN)/python -c 'import torch' 2>/dev/null; then \
+		echo "keeping the installed torch $$($(BIN)/python -c 'import torch; print(torch.__version__)')"; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: installing the default (CUDA) torch build"; \
+		$(BIN)/pip install "torch>=2.4"; \
+	else \
+		echo "no NVIDIA GPU: installing the CPU build $(TORCH_CPU_SPEC)"; \
+		$(BIN)/pip install "$(TORCH_CPU_SPEC)" --extra-index-url $(TORCH_CPU_INDEX); \
+	fi
+	$(BIN)/pip install -e ".[dev,slurm]"
+	@touch $@
+
+run: install ## the main job on the embedded default (bundled photos, no download)
+	$(BIN)/python run.py $(ARGS)
+
+test: install ## the default test suite (slow end-to-end tests excluded)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-all: install ## every test, the slow end-to-end ones included
+	$(BIN)/python -m pytest -q -m "" $(ARGS)
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## remove the venv, caches and outputs
+	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun *.egg-info
