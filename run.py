@@ -1,39 +1,24 @@
-"""Entry point. For now: build the configured network and upsample a bundled photo x3.5.
+"""Train, test or predict with one composed config.
 
-The network is *untrained* (random weights) until the training suite lands; the demo checks the
-install and the whole-image path, not image quality.
+python run.py                                   # the embedded default (bundled photos)
+python run.py experiment=table1_edsr_baseline_ipe_liif data.root=/data
+python run.py mode=test ckpt_path=run/checkpoints/last.ckpt eval=folder eval.root=/my/hr
 """
 
 from __future__ import annotations
 
-import importlib.resources
-from pathlib import Path
-
 import hydra
-import numpy as np
-import torch
 from omegaconf import DictConfig
-from PIL import Image
-
-from ipe_lightning.inference import upsample
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    net = hydra.utils.instantiate(cfg.model.net).eval()
-    photo = importlib.resources.files("skimage") / "data" / "chelsea.png"
-    with importlib.resources.as_file(photo) as path:
-        lr = np.array(Image.open(path).convert("RGB"))
-    image = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
-    sr = upsample(net, image, scale=3.5)
-    out_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
-    out_path = out_dir / "chelsea_x3.5.png"
-    pixels = (sr[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    Image.fromarray(pixels).save(out_path)
-    print(
-        f"{cfg.model.name} (untrained weights): {lr.shape[1]}x{lr.shape[0]} -> "
-        f"{pixels.shape[1]}x{pixels.shape[0]} written to {out_path}"
-    )
+    from ipe_lightning.report_console import print_record
+    from ipe_lightning.tasks import run
+
+    record = run(cfg)
+    if record:
+        print_record(record)
 
 
 if __name__ == "__main__":

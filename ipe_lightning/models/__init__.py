@@ -1,7 +1,12 @@
 """Encoders, coordinate encodings, decoder MLPs and the implicit heads (LIIF family, MetaSR)."""
 
 from ipe_lightning.models.base import ImplicitSR
-from ipe_lightning.models.checkpoint import from_liif_checkpoint, load_weights_only
+from ipe_lightning.models.checkpoint import (
+    from_liif_checkpoint,
+    load_network,
+    load_weights_only,
+    read_checkpoint,
+)
 from ipe_lightning.models.encoders import RDN, EDSRBaseline
 from ipe_lightning.models.liif import LIIF
 from ipe_lightning.models.metasr import MetaSR
@@ -13,5 +18,7 @@ __all__ = [
     "ImplicitSR",
     "MetaSR",
     "from_liif_checkpoint",
+    "load_network",
     "load_weights_only",
+    "read_checkpoint",
 ]

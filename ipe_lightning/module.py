@@ -1,0 +1,151 @@
+"""The LightningModule: wires the network, the L1 loss, the metrics and the optimiser.
+
+Everything numerical lives elsewhere (models, inference, metrics); this module only connects it to
+Lightning. Hyperparameters are plain containers so checkpoints load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from ipe_lightning.bicubic import bicubic_upsample
+from ipe_lightning.inference import (
+    DEFAULT_MAX_QUERIES,
+    from_network_range,
+    to_network_range,
+    upsample,
+)
+from ipe_lightning.metrics import SRPSNR, SRSSIM
+
+# Paper Sec. 5 (as LIIF): Adam lr 1e-4, betas (0.9, 0.999), lr halved every 200 of 1000 epochs.
+PAPER_OPTIM: dict[str, Any] = {
+    "lr": 1e-4,
+    "betas": [0.9, 0.999],
+    "weight_decay": 0.0,
+    "milestones": [200, 400, 600, 800],
+    "gamma": 0.5,
+}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def sampled_pixel_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR of each sample over its sampled query pixels, ``[0, 1]`` range: ``(B,)``."""
+    mse = (prediction - target).pow(2).flatten(1).mean(dim=1)
+    return -10 * torch.log10(mse)
+
+
+class SRModule(pl.LightningModule):
+    """Arbitrary-scale SR training and evaluation around an :class:`ImplicitSR` network.
+
+    ``net`` is the network's config (a plain dict with ``_target_``, as ``conf/model/*.yaml``'s
+    ``net`` node); ``optim`` overrides :data:`PAPER_OPTIM`; ``test_sets`` names the test loaders
+    (``<set>/x<scale>``) in order.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        model_name: str = "",
+        optim: dict[str, Any] | None = None,
+        test_sets: list[str] | None = None,
+        max_queries: int = DEFAULT_MAX_QUERIES,
+        tile: int | None = None,
+        num_examples: int = 1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = instantiate(net, _convert_="all")
+        self.optim = {**PAPER_OPTIM, **(optim or {})}
+        self.loss_fn = nn.L1Loss()
+        self.test_sets = list(test_sets or [])
+        self.test_metrics = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "psnr": SRPSNR(),
+                    "ssim": SRSSIM(),
+                    "bicubic_psnr": SRPSNR(),
+                    "bicubic_ssim": SRSSIM(),
+                }
+            )
+            for _ in self.test_sets
+        )
+        self.examples: list[dict[str, Any]] = []
+
+    # -- training ---------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        # Paper Sec. 5: L1 in the normalised space.
+        prediction = self.net(to_network_range(batch["lr"]), batch["coord"], batch["cell"])
+        loss = self.loss_fn(prediction, to_network_range(batch["gt"]))
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the training loss is {loss.item()} at step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); stopping. The last good "
+                "checkpoint is kept in the run's checkpoints/ folder."
+            )
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["lr"].shape[0])
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        # LIIF-style validation: PSNR on the sampled pixels of random patches.
+        prediction = self.net(to_network_range(batch["lr"]), batch["coord"], batch["cell"])
+        psnr = sampled_pixel_psnr(from_network_range(prediction), batch["gt"]).mean()
+        self.log("val/psnr", psnr, prog_bar=True, sync_dist=True, batch_size=batch["lr"].shape[0])
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(
+            self.parameters(),
+            lr=self.optim["lr"],
+            betas=tuple(self.optim["betas"]),
+            weight_decay=self.optim["weight_decay"],
+        )
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(self.optim["milestones"]), gamma=self.optim["gamma"]
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+    # -- testing ----------------------------------------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        self.examples = []
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        lr, hr = batch["lr"], batch["hr"]
+        size = tuple(hr.shape[-2:])
+        sr = upsample(self.net, lr, size=size, max_queries=self.hparams.max_queries)
+        bicubic = bicubic_upsample(lr, size)
+        protocol = {"shave": batch["shave"], "channel": batch["channel"]}
+        metrics = self.test_metrics[dataloader_idx]
+        metrics["psnr"].update(sr, hr, **protocol)
+        metrics["ssim"].update(sr, hr, **protocol)
+        metrics["bicubic_psnr"].update(bicubic, hr, **protocol)
+        metrics["bicubic_ssim"].update(bicubic, hr, **protocol)
+        prefix = f"test/{self.test_sets[dataloader_idx]}"
+        for name, metric in metrics.items():
+            self.log(f"{prefix}/{name}", metric, add_dataloader_idx=False, batch_size=1)
+        if batch_idx < self.hparams.num_examples:
+            self.examples.append(
+                {
+                    "key": prefix,
+                    "name": batch["name"],
+                    "lr": lr,
+                    "bicubic": bicubic,
+                    "sr": sr,
+                    "hr": hr,
+                }
+            )
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

@@ -1,0 +1,115 @@
+"""Upsample image files with a trained network (``python run.py mode=predict ...``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ipe_lightning.bicubic import to_uint8
+from ipe_lightning.data.images import decode_rgb, list_images
+from ipe_lightning.inference import DEFAULT_MAX_QUERIES, as_scale_pair, upsample
+from ipe_lightning.models.base import ImplicitSR
+
+
+class PredictionError(RuntimeError):
+    """Some inputs could not be upsampled (the others were written)."""
+
+
+@dataclass
+class PredictionSummary:
+    written: list[Path] = field(default_factory=list)
+    existing: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def input_files(source: str | Path) -> list[Path]:
+    """One image file, or every image file in a folder (non-images ignored)."""
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if source.is_dir():
+        files = list_images(source)
+        if not files:
+            raise FileNotFoundError(f"no image files (png, jpg, bmp, tif, webp) in {source}")
+        return files
+    raise FileNotFoundError(f"input {source} is neither a file nor a folder")
+
+
+def output_name(
+    path: Path, scale: float | Sequence[float] | None, size: Sequence[int] | None
+) -> str:
+    if size is not None:
+        return f"{path.stem}_{size[0]}x{size[1]}.png"
+    scale_h, scale_w = as_scale_pair(scale)
+    tag = f"{scale_h:g}" if scale_h == scale_w else f"{scale_h:g}x{scale_w:g}"
+    return f"{path.stem}_x{tag}.png"
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision not in {"32", "32-true", "fp32"}:
+        raise ValueError(f"precision must be '32' or 'bf16', got {precision!r}")
+    return contextlib.nullcontext()
+
+
+def predict_files(
+    net: ImplicitSR,
+    files: list[Path],
+    output_dir: str | Path,
+    *,
+    scale: float | Sequence[float] | None = None,
+    size: Sequence[int] | None = None,
+    overwrite: bool = False,
+    device: str | torch.device = "cpu",
+    precision: str = "32",
+    max_queries: int = DEFAULT_MAX_QUERIES,
+    tile: int | None = None,
+) -> PredictionSummary:
+    """Upsample each file to an 8-bit PNG in ``output_dir``; bad inputs are reported, not fatal."""
+    if (scale is None) == (size is None):
+        raise ValueError("give exactly one of scale=... or size=[H, W]")
+    if scale is not None and not isinstance(scale, int | float):
+        scale = list(scale)
+    device = torch.device(device)
+    net = net.to(device).eval()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = PredictionSummary()
+    for path in tqdm(files, desc="images", unit="img"):
+        target = output_dir / output_name(path, scale, size)
+        if target.exists() and not overwrite:
+            summary.existing.append(target)
+            continue
+        try:
+            pixels = decode_rgb(path)
+        except Exception as error:  # any unreadable file is reported and skipped
+            summary.failed.append((path, f"{type(error).__name__}: {error}"))
+            continue
+        image = torch.from_numpy(pixels).permute(2, 0, 1)[None].to(device, torch.float32) / 255
+        with autocast(device, precision):
+            sr = upsample(net, image, scale=scale, size=size, max_queries=max_queries, tile=tile)
+        Image.fromarray(to_uint8(sr[0].float())).save(target)
+        summary.written.append(target)
+    return summary
+
+
+def report(summary: PredictionSummary) -> str:
+    lines = [f"wrote {len(summary.written)} image(s)"]
+    if summary.existing:
+        lines.append(
+            f"kept {len(summary.existing)} existing output(s) (overwrite=true replaces them): "
+            + ", ".join(p.name for p in summary.existing)
+        )
+    for path, reason in summary.failed:
+        lines.append(f"could not read {path}: {reason}")
+    return "\n".join(lines)
+
+
+__all__ = ["PredictionError", "PredictionSummary", "input_files", "predict_files", "report"]

@@ -1,0 +1,190 @@
+"""train / test / predict as functions of a composed config (``run.py`` only dispatches)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from ipe_lightning.loggers import build_loggers, isolated_wandb_run
+from ipe_lightning.models import load_network, read_checkpoint
+from ipe_lightning.module import SRModule
+from ipe_lightning.predict import PredictionError, input_files, predict_files, report
+from ipe_lightning.results import git_commit, metrics_by_loader, write_json_atomic
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain containers (checkpoints must load with ``weights_only=True``)."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    """The data module, its paths checked before anything expensive is built."""
+    datamodule = instantiate(cfg.data, _recursive_=False)
+    datamodule.check()
+    return datamodule
+
+
+def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
+    callbacks = [instantiate(spec) for spec in (cfg.get("callbacks") or {}).values() if spec]
+    return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+
+
+def resume_checkpoint(cfg: DictConfig) -> str | None:
+    """``ckpt_path`` if given; with ``resume=auto`` the run directory's ``last.ckpt`` if any."""
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    last = Path(cfg.paths.checkpoint_dir) / "last.ckpt"
+    if cfg.get("resume", "auto") == "auto" and last.is_file():
+        print(f"[ipe-lightning] resuming from {last}")
+        return str(last)
+    return None
+
+
+def module_kwargs(cfg: DictConfig, datamodule: pl.LightningDataModule) -> dict[str, Any]:
+    return {
+        "model_name": str(cfg.model.get("name", "")),
+        "optim": plain(cfg.get("optim")),
+        "test_sets": list(datamodule.test_set_names),
+        "max_queries": int(cfg.test.max_queries),
+        "tile": cfg.test.get("tile"),
+        "num_examples": int(cfg.test.num_examples),
+    }
+
+
+def overrides() -> list[str]:
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # not running under Hydra (e.g. called from a notebook)
+        return []
+
+
+def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
+    paths: dict[str, str | None] = {"best": None, "last": None}
+    for callback in trainer.checkpoint_callbacks:
+        paths["best"] = paths["best"] or getattr(callback, "best_model_path", None) or None
+        paths["last"] = paths["last"] or getattr(callback, "last_model_path", None) or None
+    return paths
+
+
+def write_record(
+    cfg: DictConfig,
+    trainer: pl.Trainer | None,
+    tested: Any,
+    started: float,
+    status: str,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """Write ``metrics.json`` (rank 0 only) and return its content."""
+    record = {
+        "status": status,
+        "mode": str(cfg.mode),
+        "model": str(cfg.model.get("name", "")),
+        "run_name": str(cfg.get("run_name", "")),
+        "tags": list(cfg.get("tags") or []),
+        "overrides": overrides(),
+        "git_commit": git_commit(),
+        "wall_time_s": round(time.time() - started, 1),
+        "global_step": trainer.global_step if trainer else 0,
+        "checkpoints": checkpoint_paths(trainer) if trainer else {},
+        "metrics": metrics_by_loader(tested or []),
+    }
+    if error:
+        record["error"] = error
+    if trainer is None or trainer.is_global_zero:
+        write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", record)
+    return record
+
+
+@contextlib.contextmanager
+def recorded_failure(cfg: DictConfig, started: float, state: dict[str, Any]) -> Iterator[None]:
+    """A job that fails or is preempted still leaves a ``metrics.json`` saying so.
+
+    SIGTERM (preemption) exits with status 143 after ``last.ckpt`` was saved, so schedulers and
+    sweeps see that the job did not finish.
+    """
+    try:
+        yield
+    except SIGTERMException:
+        write_record(cfg, state.get("trainer"), None, started, "preempted")
+        raise SystemExit(143) from None
+    except Exception as error:
+        write_record(
+            cfg, state.get("trainer"), None, started, "failed", f"{type(error).__name__}: {error}"
+        )
+        raise
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    started = time.time()
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    module = SRModule(net=plain(cfg.model.net), **module_kwargs(cfg, datamodule))
+    state: dict[str, Any] = {}
+    with isolated_wandb_run(), recorded_failure(cfg, started, state):
+        trainer = state["trainer"] = build_trainer(cfg, build_loggers(cfg.get("logger")))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
+        tested = trainer.test(module, datamodule=datamodule)
+        return write_record(cfg, trainer, tested, started, "finished")
+
+
+def test(cfg: DictConfig) -> dict[str, Any]:
+    started = time.time()
+    if not cfg.get("ckpt_path"):
+        raise ValueError("mode=test needs ckpt_path=<our .ckpt or an official LIIF/MetaSR .pth>")
+    datamodule = build_datamodule(cfg)
+    net_config, state = read_checkpoint(cfg.ckpt_path)
+    module = SRModule(net=net_config, **module_kwargs(cfg, datamodule))
+    module.net.load_state_dict(state)
+    with isolated_wandb_run(), recorded_failure(cfg, started, {}):
+        trainer = build_trainer(cfg, build_loggers(cfg.get("logger")))
+        tested = trainer.test(module, datamodule=datamodule)
+        return write_record(cfg, trainer, tested, started, "finished")
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    options = cfg.predict
+    if not cfg.get("ckpt_path") or not options.get("input"):
+        raise ValueError(
+            "mode=predict needs ckpt_path=<checkpoint> and predict.input=<image file or folder>"
+        )
+    net, _ = load_network(cfg.ckpt_path)
+    device = (
+        options.device
+        if options.device != "auto"
+        else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    summary = predict_files(
+        net,
+        input_files(options.input),
+        options.output_dir,
+        scale=plain(options.get("scale")),
+        size=plain(options.get("size")),
+        overwrite=bool(options.overwrite),
+        device=device,
+        precision=str(options.precision),
+        max_queries=int(cfg.test.max_queries),
+        tile=cfg.test.get("tile"),
+    )
+    print(report(summary))
+    if summary.failed:
+        raise PredictionError(f"{len(summary.failed)} input(s) could not be read; see above")
+    return {}
+
+
+TASKS = {"train": train, "test": test, "predict": predict}
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.mode not in TASKS:
+        raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {sorted(TASKS)}")
+    return TASKS[cfg.mode](cfg)

@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny HR folders cut from the photos that ship inside scikit-image."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+
+def bundled_photo(name: str) -> np.ndarray:
+    with importlib.resources.as_file(importlib.resources.files("skimage") / "data" / name) as path:
+        return np.array(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def tiny_hr_dir(tmp_path_factory) -> Path:
+    """Three 72x80 HR crops of real photos: large enough for 16-pixel LR crops at scale 4."""
+    folder = tmp_path_factory.mktemp("tiny_hr")
+    for index, name in enumerate(["astronaut.png", "coffee.png", "chelsea.png"]):
+        photo = bundled_photo(name)
+        top, left = photo.shape[0] // 3, photo.shape[1] // 3
+        Image.fromarray(photo[top : top + 72, left : left + 80]).save(folder / f"{index:04d}.png")
+    return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests use tiny tensors: one thread avoids oversubscribing a 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,104 @@
+"""The real Hydra tree: every preset trains and tests through it; experiments match the paper."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from tests.support.runs import CONF_DIR, compose_config, run_in_process, tiny_overrides
+
+PRESETS = ["ipe_liif", "liif", "liif_pe", "metasr", "metasr_pe", "ipe_metasr"]
+PAPER_TABLES = CONF_DIR.parents[1] / "shared" / "reference" / "paper_tables.csv"
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_trains_and_tests_with_edsr_baseline(preset, tiny_hr_dir, tmp_path):
+    overrides = [*tiny_overrides(tiny_hr_dir, tmp_path / "cache"), f"model={preset}"]
+    record = run_in_process(overrides, tmp_path / "run")
+    assert record["status"] == "finished"
+    assert record["model"] == preset
+    assert record["global_step"] == 6  # 2 epochs x 3 batches: at least two optimiser steps
+    assert set(record["metrics"]) == {"folder/x2", "folder/x3"}
+    for values in record["metrics"].values():
+        assert set(values) == {"psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}
+        assert values["bicubic_psnr"] > 20  # the baseline is computed on the real images
+    checkpoint = torch.load(record["checkpoints"]["last"], weights_only=True)
+    assert checkpoint["hyper_parameters"]["model_name"] == preset
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_trains_and_tests_with_rdn(preset, tiny_hr_dir, tmp_path):
+    overrides = [*tiny_overrides(tiny_hr_dir, tmp_path / "cache", "[2]"), f"model={preset}"]
+    record = run_in_process([*overrides, "model/encoder=rdn"], tmp_path / "run")
+    assert record["status"] == "finished"
+    assert set(record["metrics"]) == {"folder/x2"}
+
+
+@pytest.mark.parametrize("encoder, parameters", [("edsr_baseline", 1_220_416), ("rdn", 21_973_952)])
+def test_encoder_choice_composes_into_every_preset(encoder, parameters):
+    for preset in PRESETS:
+        cfg = compose_config([f"model={preset}", f"model/encoder={encoder}"])
+        net = instantiate(cfg.model.net)
+        assert sum(p.numel() for p in net.encoder.parameters()) == parameters
+
+
+def _paper_scales() -> dict[tuple[str, str], set[float]]:
+    scales: dict[tuple[str, str], set[float]] = {}
+    with open(PAPER_TABLES) as handle:
+        for row in csv.DictReader(handle):
+            if row["method"] in {"bicubic", "edsr", "rdn"}:
+                continue  # not trained by this suite (fixed-scale baselines)
+            key = (row["table"], row["train_scales"])
+            scales.setdefault(key, set()).add(float(row["scale"]))
+    return scales
+
+
+@pytest.mark.skipif(not PAPER_TABLES.exists(), reason="../shared/reference is not beside the repo")
+def test_every_experiment_evaluates_exactly_its_tables_scales():
+    paper = _paper_scales()
+    experiments = sorted(p.stem for p in (CONF_DIR / "experiment").glob("table*.yaml"))
+    assert len(experiments) == 6 + 3 + 12 + 7
+    for name in experiments:
+        cfg = compose_config([f"experiment={name}"])
+        table = name.split("_")[0]
+        train_scales = f"U(1,{cfg.data.scale_max})"
+        assert cfg.data.scale_min == 1
+        assert {float(s) for s in cfg.eval.scales} == paper[(table, train_scales)], name
+        assert cfg.trainer.max_epochs == 1000 and cfg.optim.lr == 1e-4, name
+        assert list(cfg.optim.milestones) == [200, 400, 600, 800], name
+        assert cfg.data.batch_size == 16 and cfg.data.layout == "div2k", name
+        expected_eval = "benchmarks" if table == "table2" else "div2k"
+        assert [s.name for s in cfg.eval.sets][0] == (
+            "set5" if expected_eval == "benchmarks" else "div2k"
+        )
+        assert cfg.run_name == name
+
+
+def test_table4_ablations_are_overrides_of_ipe_liif():
+    widths = {
+        "table4_ipe_liif_l4": 576 + 16,
+        "table4_ipe_liif_l16": 576 + 64,
+        "table4_ipe_liif_cell": 576 + 42,
+        "table4_ipe_liif_noskip": 576 + 40,
+    }
+    for name, in_dim in widths.items():
+        cfg = compose_config([f"experiment={name}"])
+        assert cfg.model.name in {"ipe_liif"}
+        net = instantiate(cfg.model.net)
+        assert net.mlp.linears[0].in_features == in_dim, name
+    noskip = instantiate(compose_config(["experiment=table4_ipe_liif_noskip"]).model.net)
+    assert type(noskip.mlp).__name__ == "PlainMLP"
+
+
+def test_the_default_config_is_the_embedded_job():
+    cfg = compose_config([])
+    assert cfg.mode == "train" and cfg.model.name == "ipe_liif"
+    assert cfg.data.layout == "bundled" and [s.layout for s in cfg.eval.sets] == ["bundled"]
+    assert cfg.trainer.accelerator == "cpu"
+    assert cfg.experiment is None if "experiment" in cfg else True
+    assert Path(CONF_DIR / "local" / ".gitkeep").exists()
