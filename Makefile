@@ -13,7 +13,7 @@ SYSTEM_SITE ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-all lint format clean
+.PHONY: help install run test test-slow test-all lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ run: install ## the main job on the embedded default (bundled photos, no downloa
 test: install ## the default test suite (slow end-to-end tests excluded)
 	$(BIN)/python -m pytest -q $(ARGS)
 
+test-slow: install ## only the slow end-to-end tests (real run.py processes, DDP, resume)
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
 test-all: install ## every test, the slow end-to-end ones included
 	$(BIN)/python -m pytest -q -m "" $(ARGS)
 
@@ -54,6 +57,12 @@ lint: install ## ruff lint and format check
 format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench: install ## speed and memory benchmarks (JSON): data, decode, train, memory
+	$(BIN)/python -m ipe_lightning.bench data
+	$(BIN)/python -m ipe_lightning.bench decode
+	$(BIN)/python -m ipe_lightning.bench train
+	$(BIN)/python -m ipe_lightning.bench memory
 
 clean: ## remove the venv, caches and outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun *.egg-info

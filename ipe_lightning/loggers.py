@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 WANDB_HOST = "api.wandb.ai"
 
@@ -59,9 +59,9 @@ def build_loggers(logger_cfg: DictConfig | None) -> list[Any]:
                 print(f"[ipe-lightning] W&B logs offline ({reason}); sync later with `wandb sync`.")
                 overrides["offline"] = True
             Path(spec.save_dir).mkdir(parents=True, exist_ok=True)
-            spec = OmegaConf.merge(
-                spec, {"settings": {"_target_": "wandb.Settings", "silent": True}}
-            )
+            import wandb
+
+            overrides["settings"] = wandb.Settings(silent=True)  # no banners, never a prompt
         loggers.append(instantiate(spec, **overrides, _convert_="all"))
     return loggers
 

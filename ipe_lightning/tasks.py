@@ -27,14 +27,18 @@ def plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
-    """The data module, its paths checked before anything expensive is built."""
+def build_datamodule(cfg: DictConfig, stage: str | None = None) -> pl.LightningDataModule:
+    """The data module, its paths checked before anything expensive is built (``stage="test"``
+    checks only the evaluation sets)."""
     datamodule = instantiate(cfg.data, _recursive_=False)
-    datamodule.check()
+    datamodule.check(stage)
     return datamodule
 
 
 def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
+    resolved = {k: plain(v) for k, v in cfg.items() if k != "hydra"}
+    for logger in loggers:
+        logger.log_hyperparams({"config": resolved})  # the whole resolved config, not only hparams
     callbacks = [instantiate(spec) for spec in (cfg.get("callbacks") or {}).values() if spec]
     return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
@@ -141,7 +145,7 @@ def test(cfg: DictConfig) -> dict[str, Any]:
     started = time.time()
     if not cfg.get("ckpt_path"):
         raise ValueError("mode=test needs ckpt_path=<our .ckpt or an official LIIF/MetaSR .pth>")
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(cfg, "test")
     net_config, state = read_checkpoint(cfg.ckpt_path)
     module = SRModule(net=net_config, **module_kwargs(cfg, datamodule))
     module.net.load_state_dict(state)

@@ -1,0 +1,36 @@
+"""``python -m ipe_lightning.bench <name> [args]``: run the benchmark module ``<name>``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import ipe_lightning.bench as package
+
+
+def available() -> list[str]:
+    """The benchmark modules in this package (each has ``main(argv) -> int``)."""
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(package.__path__)
+        if not info.ispkg and not info.name.startswith("_")
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    names = available()
+    usage = f"usage: python -m ipe_lightning.bench {{{','.join(names)}}} [args]"
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in names:
+        print(f"unknown benchmark {name!r}\n{usage}", file=sys.stderr)
+        return 2
+    return importlib.import_module(f"{package.__name__}.{name}").main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

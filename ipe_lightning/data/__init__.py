@@ -1,0 +1,53 @@
+"""Data: image sources (folders, decoded cache, bundled photos) → degradation (Pillow bicubic) →
+training samples and evaluation sets → the LightningDataModule (METHOD.md §3-§5)."""
+
+from ipe_lightning.data.bundled import HELD_OUT_PHOTOS, TRAIN_PHOTOS, photo_path
+from ipe_lightning.data.cache import DecodedCache, default_cache_dir
+from ipe_lightning.data.crops import Augmentation, TrainingPatches, training_sample
+from ipe_lightning.data.datamodule import SRDataModule
+from ipe_lightning.data.degrade import generate_lr, generated_lr_size, resize_bicubic
+from ipe_lightning.data.eval_sets import (
+    EvalImages,
+    EvalSetSpec,
+    build_eval_datasets,
+    collate_eval,
+    resolve_shave,
+    scale_tag,
+)
+from ipe_lightning.data.images import (
+    BadImageError,
+    DataWarning,
+    decode_rgb,
+    list_images,
+    scan_images,
+)
+from ipe_lightning.data.layouts import DatasetNotFoundError
+from ipe_lightning.data.sampler import EpochSampler
+
+__all__ = [
+    "HELD_OUT_PHOTOS",
+    "TRAIN_PHOTOS",
+    "Augmentation",
+    "BadImageError",
+    "DataWarning",
+    "DatasetNotFoundError",
+    "DecodedCache",
+    "EpochSampler",
+    "EvalImages",
+    "EvalSetSpec",
+    "SRDataModule",
+    "TrainingPatches",
+    "build_eval_datasets",
+    "collate_eval",
+    "decode_rgb",
+    "default_cache_dir",
+    "generate_lr",
+    "generated_lr_size",
+    "list_images",
+    "photo_path",
+    "resize_bicubic",
+    "resolve_shave",
+    "scale_tag",
+    "scan_images",
+    "training_sample",
+]

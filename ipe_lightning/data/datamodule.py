@@ -1,0 +1,303 @@
+"""The LightningDataModule: training patches, LIIF-style validation patches, evaluation sets.
+
+``layout`` picks the training images:
+
+- ``bundled``: the scikit-image training photos; validation on the held-out photos
+  (:mod:`ipe_lightning.data.bundled`);
+- ``div2k``: ``<root>/DIV2K/DIV2K_train_HR``; validation on the first ``val_first_k`` images of
+  ``DIV2K_valid_HR`` (LIIF's ``first_k: 10``, ``repeat: 160``);
+- ``folder``: any HR folders ``train_dir`` and ``val_dir``.
+
+Call :meth:`SRDataModule.check` before building a model: it finds missing folders, unreadable
+files and too-small images by reading headers only, and raises (or, with ``skip_bad``, warns).
+``check("test")`` looks at the evaluation sets only (a test run needs no training images);
+``setup(stage)`` calls ``check(stage)``.
+
+Randomness lives in :class:`~ipe_lightning.data.sampler.EpochSampler` (see its module): samples
+depend on ``seed``, the epoch and the rank, never on ``num_workers``. The DataModule shards by the
+attached trainer's ``global_rank``/``world_size``, so trainers must set
+``use_distributed_sampler=False``. Resuming from any checkpoint (epoch end or mid-epoch) goes on
+with exactly the samples the uninterrupted run would have drawn: ``train_dataloader`` reads the
+restored epoch and batch counters. Test loaders are not sharded: every rank sees every image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from ipe_lightning.data import bundled
+from ipe_lightning.data.cache import DecodedCache
+from ipe_lightning.data.crops import TrainingPatches, images_fitting_crop
+from ipe_lightning.data.eval_sets import EvalImages, build_eval_datasets, collate_eval
+from ipe_lightning.data.images import ImageSource, decode_rgb, readable_images
+from ipe_lightning.data.layouts import (
+    FOLDER_LAYOUT,
+    div2k_train_dir,
+    div2k_valid_dir,
+    require_images,
+    require_root,
+)
+from ipe_lightning.data.sampler import TRAIN_STREAM, VAL_STREAM, EpochSampler
+
+TRAIN_LAYOUTS = ("bundled", "div2k", "folder")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+class SRDataModule(pl.LightningDataModule):
+    """Training/validation batches (METHOD.md §3) and one test loader per (set, scale) (§4).
+
+    Training and validation batches are dicts of float32 ``lr (B, 3, inp_size, inp_size)``,
+    ``coord (B, Q, 2)``, ``cell (B, Q, 2)``, ``gt (B, Q, 3)``; images in ``[0, 1]``, coordinates
+    in the LIIF convention, no normalisation. Test batches: see :func:`collate_eval`.
+    """
+
+    def __init__(
+        self,
+        layout: str = "bundled",
+        root: str | None = None,
+        train_dir: str | None = None,
+        val_dir: str | None = None,
+        scale_min: float = 1.0,
+        scale_max: float = 4.0,
+        inp_size: int = 48,
+        sample_q: int | None = 2304,
+        repeat: int = 20,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        val_first_k: int | None = 10,
+        val_repeat: int = 160,
+        val_batch_size: int | None = None,
+        augment: bool = True,
+        seed: int = 0,
+        cache: bool = True,
+        cache_dir: str | None = None,
+        skip_bad: bool = False,
+        eval_sets: Sequence[Mapping[str, Any]] = (),
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+    ) -> None:
+        super().__init__()
+        if layout not in TRAIN_LAYOUTS:
+            raise ValueError(f"data.layout must be one of {TRAIN_LAYOUTS}, got {layout!r}")
+        if not 0 < scale_min <= scale_max:
+            raise ValueError(
+                f"need 0 < data.scale_min <= data.scale_max, got {scale_min}, {scale_max}"
+            )
+        self.layout = layout
+        self.root = root
+        self.train_dir = train_dir
+        self.val_dir = val_dir
+        self.scale_min = float(scale_min)
+        self.scale_max = float(scale_max)
+        self.inp_size = int(inp_size)
+        self.sample_q = sample_q
+        self.repeat = int(repeat)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.val_first_k = val_first_k
+        self.val_repeat = int(val_repeat)
+        self.val_batch_size = int(val_batch_size or batch_size)
+        self.augment = augment
+        self.seed = int(seed)
+        self.cache = cache
+        self.cache_dir = cache_dir
+        self.skip_bad = skip_bad
+        self.eval_sets = list(_plain(eval_sets) or [])
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.train_paths: list[Path] = []
+        self.val_paths: list[Path] = []
+        self.eval_datasets: list[tuple[str, EvalImages]] = []
+        self.train_sampler: EpochSampler | None = None
+        self.val_sampler: EpochSampler | None = None
+        self._checked_training = False
+        self._checked_eval = False
+        self._cleaned_cache = False
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    @property
+    def source(self) -> ImageSource:
+        """How images are read: the decoded cache, or decoding every time (``cache=False``)."""
+        return DecodedCache(self.cache_dir) if self.cache else decode_rgb
+
+    def _training_folders(self) -> tuple[list[Path], list[Path], str]:
+        if self.layout == "bundled":
+            return bundled.train_photos(), bundled.held_out_photos(), "the bundled photos"
+        if self.layout == "div2k":
+            root = require_root(
+                self.root,
+                "data.root",
+                "data=div2k needs the folder that holds DIV2K/ (and benchmark/)",
+                env_var="IPE_DATA_ROOT",
+            )
+            train = require_images(div2k_train_dir(root), "DIV2K training HR")
+            val = require_images(div2k_valid_dir(root), "DIV2K validation HR")
+            return train, val, "DIV2K"
+        train_dir = require_root(
+            self.train_dir,
+            "data.train_dir",
+            "data=folder needs a folder of training HR images",
+            layout=FOLDER_LAYOUT,
+        )
+        val_dir = require_root(
+            self.val_dir,
+            "data.val_dir",
+            "data=folder needs a folder of validation HR images",
+            layout=FOLDER_LAYOUT,
+        )
+        train = require_images(train_dir, "data.train_dir", FOLDER_LAYOUT)
+        val = require_images(val_dir, "data.val_dir", FOLDER_LAYOUT)
+        return train, val, "the folders"
+
+    def _usable(self, paths: list[Path], what: str) -> list[Path]:
+        sizes = readable_images(paths, skip_bad=self.skip_bad, what=what)
+        if not sizes:
+            raise ValueError(f"no readable image left in {what}")
+        return images_fitting_crop(sizes, self.inp_size, self.scale_max, what=what)
+
+    def check(self, stage: str | None = None) -> None:
+        """Find every input problem now, reading headers only (cheap; each part checked once).
+
+        ``stage`` as in Lightning's ``setup``: ``"fit"``/``"validate"`` check the training and
+        validation images, ``"test"`` the evaluation sets, ``None`` both.
+        """
+        if stage in (None, "fit", "validate") and not self._checked_training:
+            train, val, name = self._training_folders()
+            if self.val_first_k is not None:
+                val = val[: self.val_first_k]  # LIIF first_k: the first images by file name
+            self.train_paths = self._usable(train, f"training images of {name}")
+            self.val_paths = self._usable(val, f"validation images of {name}")
+            self._checked_training = True
+        if stage in (None, "test") and not self._checked_eval:
+            self.eval_datasets = [
+                named
+                for spec in self.eval_sets
+                for named in build_eval_datasets(spec, self.source, skip_bad=self.skip_bad)
+            ]
+            self._checked_eval = True
+        if self.cache and not self._cleaned_cache:
+            DecodedCache(self.cache_dir).remove_stale_temp_files()
+            self._cleaned_cache = True
+
+    def setup(self, stage: str | None = None) -> None:
+        self.check(stage)
+
+    @property
+    def test_set_names(self) -> list[str]:
+        """``<set>/x<scale>`` for each test loader, in the order of :meth:`test_dataloader`."""
+        self.check("test")
+        return [name for name, _ in self.eval_datasets]
+
+    # -- loaders --------------------------------------------------------------------------------
+
+    def _rank_and_world_size(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _training_position(self) -> tuple[int, int]:
+        """``(epoch, batches of it already trained)`` where the attached trainer will go on.
+
+        Lightning creates the training iterator, and with workers draws its first indices, right
+        after ``train_dataloader()`` returns and before it calls ``set_epoch``. So the epoch, and
+        after a mid-epoch resume how far into it the checkpoint was, are read here from the
+        restored loop progress, with Lightning's reading of it: a checkpoint taken after the last
+        batch of an epoch goes on with the next epoch.
+        """
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0
+        try:
+            epochs = trainer.fit_loop.epoch_progress.current
+            batches = trainer.fit_loop.epoch_loop.batch_progress
+        except AttributeError:  # a Lightning without these loop counters: trust set_epoch
+            return trainer.current_epoch, 0
+        if epochs.processed < epochs.started:  # restored from inside an epoch
+            if batches.is_last_batch:
+                return epochs.processed + 1, 0
+            return epochs.processed, batches.current.ready
+        return epochs.processed, 0
+
+    def _patches(self, paths: list[Path], repeat: int, augment: bool) -> TrainingPatches:
+        return TrainingPatches(
+            paths,
+            self.source,
+            repeat=repeat,
+            inp_size=self.inp_size,
+            scale_min=self.scale_min,
+            scale_max=self.scale_max,
+            sample_q=self.sample_q,
+            augment=augment,
+        )
+
+    def _loader(self, dataset, batch_size: int, **kwargs: Any) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and workers > 0,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.check("fit")
+        dataset = self._patches(self.train_paths, self.repeat, self.augment)
+        rank, world_size = self._rank_and_world_size()
+        self.train_sampler = EpochSampler(
+            len(dataset), seed=self.seed, rank=rank, world_size=world_size, stream=TRAIN_STREAM
+        )
+        epoch, batches_done = self._training_position()
+        self.train_sampler.set_epoch(epoch)
+        self.train_sampler.skip = min(batches_done * self.batch_size, len(self.train_sampler))
+        return self._loader(dataset, self.batch_size, sampler=self.train_sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        """LIIF validation: ``val_repeat`` patches of each image, no augmentation, fixed seeds."""
+        self.check("validate")
+        dataset = self._patches(self.val_paths, self.val_repeat, augment=False)
+        rank, world_size = self._rank_and_world_size()
+        self.val_sampler = EpochSampler(
+            len(dataset),
+            seed=self.seed,
+            rank=rank,
+            world_size=world_size,
+            shuffle=False,
+            reseed_each_epoch=False,
+            stream=VAL_STREAM,
+        )
+        return self._loader(dataset, self.val_batch_size, sampler=self.val_sampler)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """One loader per (set, scale), named by :attr:`test_set_names`; batch size 1.
+
+        Under DDP each rank takes every ``world_size``-th image, without the padding a
+        ``DistributedSampler`` adds, so no image is counted twice in the synchronised means.
+        """
+        self.check("test")
+        rank, world_size = self._rank_and_world_size()
+        return [
+            DataLoader(
+                dataset,
+                batch_size=1,
+                sampler=range(rank, len(dataset), world_size),
+                num_workers=self.num_workers,
+                collate_fn=collate_eval,
+                pin_memory=self.pin_memory,
+            )
+            for _, dataset in self.eval_datasets
+        ]

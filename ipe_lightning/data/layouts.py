@@ -1,0 +1,101 @@
+"""Where DIV2K and the SR benchmarks live under ``data.root`` (METHOD.md §5), and the errors for
+missing folders: each names the path it looked for, shows the expected layout and says how to run
+the embedded default instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ipe_lightning.data.images import IMAGE_SUFFIXES, list_images
+
+EXPECTED_LAYOUT = """\
+<root>/
+  DIV2K/DIV2K_train_HR/0001.png ... 0800.png
+  DIV2K/DIV2K_valid_HR/0801.png ... 0900.png
+  DIV2K/DIV2K_valid_LR_bicubic/X2/0801x2.png ...   (also X3, X4)
+  benchmark/{Set5,Set14,B100,Urban100}/HR/<name>.png
+  benchmark/{Set5,Set14,B100,Urban100}/LR_bicubic/X2/<name>x2.png ...   (also X3, X4)"""
+
+FOLDER_LAYOUT = (
+    "<folder>/<name>.png ... (any PNG/JPEG/BMP/TIFF/WebP images directly inside; "
+    "other files are ignored)"
+)
+
+EMBEDDED_DEFAULT_HINT = (
+    "To run the embedded default instead (bundled scikit-image photos, no download), "
+    "run plain `python run.py`."
+)
+
+# The scales for which the distributed sets ship bicubic LR files (METHOD.md §4, §5).
+PAIRED_SCALES = (2, 3, 4)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset root, folder or file is missing; the message says what was expected."""
+
+
+def div2k_train_dir(root: str | Path) -> Path:
+    return Path(root) / "DIV2K" / "DIV2K_train_HR"
+
+
+def div2k_valid_dir(root: str | Path) -> Path:
+    return Path(root) / "DIV2K" / "DIV2K_valid_HR"
+
+
+def div2k_lr_dir(root: str | Path, scale: int) -> Path:
+    return Path(root) / "DIV2K" / "DIV2K_valid_LR_bicubic" / f"X{scale}"
+
+
+def benchmark_hr_dir(root: str | Path, subdir: str) -> Path:
+    return Path(root) / "benchmark" / subdir / "HR"
+
+
+def benchmark_lr_dir(root: str | Path, subdir: str, scale: int) -> Path:
+    return Path(root) / "benchmark" / subdir / "LR_bicubic" / f"X{scale}"
+
+
+def paired_lr_path(lr_dir: Path, hr_path: Path, scale: int) -> Path:
+    """``<lr_dir>/<name>x<s>.png``, the naming of both DIV2K and the benchmark LR files."""
+    return lr_dir / f"{hr_path.stem}x{scale}.png"
+
+
+def require_root(
+    root: str | Path | None,
+    key: str,
+    purpose: str,
+    *,
+    layout: str = EXPECTED_LAYOUT,
+    env_var: str | None = None,
+) -> Path:
+    """``root`` as a Path, or a :class:`DatasetNotFoundError` that explains how to set ``key``."""
+    env_hint = f" or the environment variable {env_var}" if env_var else ""
+    if root is None or str(root) == "":
+        raise DatasetNotFoundError(
+            f"{key} is not set: {purpose}.\n"
+            f"Set {key}=/path/to/folder{env_hint}. Expected layout:\n{layout}\n"
+            f"{EMBEDDED_DEFAULT_HINT}"
+        )
+    return require_dir(Path(root).expanduser(), key, layout)
+
+
+def require_dir(path: Path, what: str, layout: str = EXPECTED_LAYOUT) -> Path:
+    """``path`` if it is a folder, else a :class:`DatasetNotFoundError` naming it."""
+    if not path.is_dir():
+        raise DatasetNotFoundError(
+            f"{what} not found: looked for the folder {path}.\n"
+            f"Expected layout:\n{layout}\n{EMBEDDED_DEFAULT_HINT}"
+        )
+    return path
+
+
+def require_images(folder: Path, what: str, layout: str = EXPECTED_LAYOUT) -> list[Path]:
+    """The images in ``folder`` (which must exist and hold at least one)."""
+    images = list_images(require_dir(folder, what, layout))
+    if not images:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise DatasetNotFoundError(
+            f"{what} has no images: {folder} holds no {suffixes} files.\n"
+            f"Expected layout:\n{layout}\n{EMBEDDED_DEFAULT_HINT}"
+        )
+    return images
