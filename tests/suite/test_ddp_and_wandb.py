@@ -33,7 +33,10 @@ def test_ddp_cpu_trains_in_one_directory_and_tests_like_one_process(tiny_hr_dir,
     assert results["cpu"].keys() == results["ddp_cpu"].keys() == {"folder/x2", "folder/x3"}
     for loader, values in results["cpu"].items():
         for name, value in values.items():
-            assert math.isclose(results["ddp_cpu"][loader][name], value, abs_tol=1e-6), (loader, name)
+            assert math.isclose(results["ddp_cpu"][loader][name], value, abs_tol=1e-6), (
+                loader,
+                name,
+            )
 
 
 def test_wandb_without_credentials_logs_offline_one_run_per_job(tiny_hr_dir, tmp_path, monkeypatch):
