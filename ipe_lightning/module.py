@@ -123,7 +123,9 @@ class SRModule(pl.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         lr, hr = batch["lr"], batch["hr"]
         size = tuple(hr.shape[-2:])
-        sr = upsample(self.net, lr, size=size, max_queries=self.hparams.max_queries)
+        sr = upsample(
+            self.net, lr, size=size, max_queries=self.hparams.max_queries, tile=self.hparams.tile
+        )
         bicubic = bicubic_upsample(lr, size)
         protocol = {"shave": batch["shave"], "channel": batch["channel"]}
         metrics = self.test_metrics[dataloader_idx]

@@ -94,7 +94,15 @@ def predict_files(
             continue
         image = torch.from_numpy(pixels).permute(2, 0, 1)[None].to(device, torch.float32) / 255
         with autocast(device, precision):
-            sr = upsample(net, image, scale=scale, size=size, max_queries=max_queries, tile=tile)
+            sr = upsample(
+                net,
+                image,
+                scale=scale,
+                size=size,
+                max_queries=max_queries,
+                tile=tile,
+                progress=True,
+            )
         Image.fromarray(to_uint8(sr[0].float())).save(target)
         summary.written.append(target)
     return summary

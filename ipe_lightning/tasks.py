@@ -20,6 +20,7 @@ from ipe_lightning.models import load_network, read_checkpoint
 from ipe_lightning.module import SRModule
 from ipe_lightning.predict import PredictionError, input_files, predict_files, report
 from ipe_lightning.results import git_commit, metrics_by_loader, write_json_atomic
+from ipe_lightning.sweeps.ddp import ddp_job_scope
 
 
 def plain(node: Any) -> Any:
@@ -136,8 +137,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     state: dict[str, Any] = {}
     with isolated_wandb_run(), recorded_failure(cfg, started, state):
         trainer = state["trainer"] = build_trainer(cfg, build_loggers(cfg.get("logger")))
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
-        tested = trainer.test(module, datamodule=datamodule)
+        with ddp_job_scope(trainer):  # DDP ranks of a multirun job: this job's (sweeps/ddp.py)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
+            tested = trainer.test(module, datamodule=datamodule)
         return write_record(cfg, trainer, tested, started, "finished")
 
 
@@ -151,7 +153,8 @@ def test(cfg: DictConfig) -> dict[str, Any]:
     module.net.load_state_dict(state)
     with isolated_wandb_run(), recorded_failure(cfg, started, {}):
         trainer = build_trainer(cfg, build_loggers(cfg.get("logger")))
-        tested = trainer.test(module, datamodule=datamodule)
+        with ddp_job_scope(trainer):
+            tested = trainer.test(module, datamodule=datamodule)
         return write_record(cfg, trainer, tested, started, "finished")
 
 

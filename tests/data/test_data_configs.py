@@ -29,6 +29,7 @@ def test_the_embedded_default_needs_no_root(tmp_path, monkeypatch):
     module.check()
     assert module.test_set_names == [
         "sample/x2",
+        "sample/x2.5",
         "sample/x3",
         "sample/x4",
         "sample/x6",

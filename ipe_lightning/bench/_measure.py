@@ -1,0 +1,141 @@
+"""Shared pieces of the decoder benchmarks: the networks, interleaved timing, the JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ipe_lightning.models import LIIF, EDSRBaseline
+
+IMPLS = ("naive", "fast")
+
+
+def build_net(model: str, impl: str, seed: int = 0) -> LIIF:
+    """The paper's presets with EDSR-baseline (conf/model/{liif,ipe_liif}.yaml), random weights:
+    speed and memory do not depend on the weights' values. The same seed gives both impls the
+    same weights."""
+    presets = {
+        "ipe_liif": {"encoding": "ipe", "bandwidth": 10, "mlp": "skip"},
+        "liif": {"encoding": "cell", "mlp": "plain"},
+    }
+    if model not in presets:
+        raise ValueError(f"unknown model {model!r}; choose one of {sorted(presets)}")
+    torch.manual_seed(seed)
+    return LIIF(EDSRBaseline(), impl=impl, **presets[model])
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock time covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_times(
+    runs: dict[str, Callable[[], object]], repeats: int, warmup: int, device: torch.device
+) -> dict[str, list[float]]:
+    """Seconds of each run, ``repeats`` times, alternating between the runs.
+
+    Alternating means both see the same machine load: on a shared CPU other work comes and goes,
+    and the ratio of two runs timed far apart would measure that instead.
+    """
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            synchronize(device)
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def summary(seconds: list[float], work: float, unit: str) -> dict[str, Any]:
+    """Best and median time of the repeats, and ``work`` per second at the best time."""
+    return {
+        "seconds": [round(s, 4) for s in seconds],
+        "best_s": round(min(seconds), 4),
+        "median_s": round(statistics.median(seconds), 4),
+        unit: round(work / min(seconds), 2),
+    }
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """fast / naive speed, from the best and from the median times of one interleaved run."""
+    naive, fast = results["naive"], results["fast"]
+    return {
+        "speedup_best": round(naive["best_s"] / fast["best_s"], 3),
+        "speedup_median": round(naive["median_s"] / fast["median_s"], 3),
+    }
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """What the numbers were measured on, including the load other processes put on the CPU."""
+    info: dict[str, Any] = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
+    if hasattr(os, "getloadavg"):
+        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    return info
+
+
+def finish(report: dict[str, Any], json_path: str | None) -> int:
+    """Print the report as JSON (and write it to ``json_path``); exit status 0."""
+    if hasattr(os, "getloadavg"):
+        report.setdefault("environment", {})["load_average_at_end"] = [
+            round(x, 2) for x in os.getloadavg()
+        ]
+    text = json.dumps(report, indent=2)
+    print(text)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text + "\n")
+    return 0
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for ``precision == "bf16"``, else a no-op context."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads (``None``: torch's default, one per core).
+
+    On a CPU shared with other work, one thread per process can be the steadier choice: a
+    multi-threaded op waits at every barrier for a thread the scheduler has parked.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -1,0 +1,120 @@
+"""Whole-image decode throughput (output pixels/s), naive and fast decoders side by side.
+
+    python -m ipe_lightning.bench decode [--cases ipe_liif_x4 ipe_liif_x12 liif_x4]
+        [--repeats 3] [--warmup 1] [--device auto|cpu|cuda] [--precision fp32 [bf16]]
+        [--batch 1] [--threads N] [--json out.json]
+
+Each case upsamples a random LR image with :func:`ipe_lightning.inference.upsample` (encoder
+included, default query chunks), EDSR-baseline encoder, random weights shared by both decoders.
+Runs alternate naive / fast so both see the same machine load; the speed-up is the ratio of the
+best times (and of the medians) of that one run. Issue 6 targets on a 2-core CPU: IPE-LIIF
+>= 3.5x at x4 (128^2 -> 512^2) and >= 4.5x at x12 (48^2 LR); LIIF (plain MLP) >= 1.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import torch
+
+from ipe_lightning.bench._measure import (
+    IMPLS,
+    autocast,
+    build_net,
+    environment,
+    finish,
+    interleaved_times,
+    pick_device,
+    ratios,
+    set_threads,
+    summary,
+)
+from ipe_lightning.inference import upsample
+
+# name: (model preset, LR side, scale, issue 6 target speed-up)
+CASES: dict[str, tuple[str, int, float, float]] = {
+    "ipe_liif_x4": ("ipe_liif", 128, 4.0, 3.5),
+    "ipe_liif_x12": ("ipe_liif", 48, 12.0, 4.5),
+    "liif_x4": ("liif", 128, 4.0, 1.5),
+}
+
+
+def decode_case(
+    name: str,
+    repeats: int,
+    warmup: int,
+    device: torch.device,
+    precision: str,
+    batch: int,
+) -> dict[str, Any]:
+    """Time both decoders on one case; also report how far their outputs are apart."""
+    model, lr_side, scale, target = CASES[name]
+    nets = {impl: build_net(model, impl).to(device).eval() for impl in IMPLS}
+    image = torch.rand(batch, 3, lr_side, lr_side, generator=torch.Generator().manual_seed(0)).to(
+        device
+    )
+    outputs: dict[str, torch.Tensor] = {}
+
+    def run(impl: str):
+        def decode() -> None:
+            with autocast(device, precision):
+                outputs[impl] = upsample(nets[impl], image, scale=scale)
+
+        return decode
+
+    times = interleaved_times({impl: run(impl) for impl in IMPLS}, repeats, warmup, device)
+    pixels = outputs["fast"].shape[0] * outputs["fast"].shape[-2] * outputs["fast"].shape[-1]
+    results = {impl: summary(times[impl], pixels, "pixels_per_s") for impl in IMPLS}
+    return {
+        "model": model,
+        "lr_size": [lr_side, lr_side],
+        "scale": scale,
+        "output_size": list(outputs["fast"].shape[-2:]),
+        "batch": batch,
+        "precision": precision,
+        **results,
+        **ratios(results),
+        "target_speedup": target,
+        "max_abs_difference": float((outputs["fast"] - outputs["naive"]).abs().max()),
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m ipe_lightning.bench decode", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per decoder")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per decoder first")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"])
+    parser.add_argument("--batch", type=int, default=1, help="images decoded together")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
+    parser.add_argument("--json", help="also write the report to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    device = pick_device(args.device)
+    report: dict[str, Any] = {
+        "benchmark": "decode",
+        "command": "python -m ipe_lightning.bench decode " + " ".join(argv),
+        "environment": environment(device),
+        "cases": {},
+    }
+    for precision in args.precision:
+        for name in args.cases:
+            key = name if len(args.precision) == 1 else f"{name}_{precision}"
+            report["cases"][key] = decode_case(
+                name, args.repeats, args.warmup, device, precision, args.batch
+            )
+            print(f"{key}: {report['cases'][key]['speedup_best']}x", file=sys.stderr)
+    return finish(report, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,148 @@
+"""Which jobs of a sweep to skip, resume or rerun, from what their directories hold.
+
+A job's directory is ``<sweep_dir>/<job name>`` (deterministic, so a second launch finds it):
+
+=============== ========================================================= ==============
+state           on disk                                                   action
+=============== ========================================================= ==============
+``finished``    ``metrics.json`` with status finished                     ``skip``
+``failed``      ``metrics.json`` with status failed                       ``rerun``
+``preempted``   ``metrics.json`` with status preempted (SIGTERM)          ``resume``
+``interrupted`` ``checkpoints/last.ckpt`` but no ``metrics.json`` (killed) ``resume``
+``started``     the directory, but neither                                ``run``
+``new``         nothing                                                   ``run``
+=============== ========================================================= ==============
+
+``resume`` and ``rerun`` both launch the job again; ``run.py``'s ``resume=auto`` continues from
+``last.ckpt`` when there is one (a failed job restarts from its last good checkpoint).
+
+A job whose recorded overrides (``metrics.json``, else ``.hydra/overrides.yaml``) differ from the
+planned ones is a ``conflict`` when it finished or left a checkpoint: the sweep refuses to launch
+rather than overwrite a finished result or resume a checkpoint of another configuration. (A job
+that failed before its first checkpoint just runs again, with the new overrides.) Overrides that
+do not change what a job computes are not compared: :data:`EXECUTION_ONLY`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ipe_lightning.sweeps.tables import JobResult
+
+# Where and how a job runs or logs, not what it computes: a sweep started with `launcher=local
+# logger=csv` may be resumed with `launcher=slurm logger=wandb`.
+EXECUTION_ONLY = ("launcher", "logger", "tags", "hydra", "data.num_workers", "data.cache_dir")
+
+ACTIONS = {
+    "finished": "skip",
+    "failed": "rerun",
+    "preempted": "resume",
+    "interrupted": "resume",
+    "started": "run",
+    "new": "run",
+}
+
+
+@dataclass(frozen=True)
+class JobState:
+    status: str  # a key of ACTIONS
+    overrides: tuple[str, ...] | None  # as the job recorded them, if it got that far
+    record: dict[str, Any] | None = None
+    note: str = ""
+    checkpoint: bool = False  # checkpoints/last.ckpt exists: a relaunch resumes from it
+
+
+@dataclass(frozen=True)
+class Decision:
+    name: str
+    action: str  # skip | run | resume | rerun | conflict
+    reason: str
+
+
+def read_record(job_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(job_dir) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_job_state(job_dir: str | Path) -> JobState:
+    job_dir = Path(job_dir)
+    record = read_record(job_dir)
+    checkpoint = (job_dir / "checkpoints" / "last.ckpt").is_file()
+    if record is not None:
+        status = str(record.get("status", "failed"))
+        status = status if status in ACTIONS else "failed"
+        overrides = tuple(record.get("overrides") or ())
+        return JobState(status, overrides, record, record.get("error", ""), checkpoint)
+    recorded = None
+    with contextlib.suppress(OSError, yaml.YAMLError):
+        recorded = tuple(yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or ())
+    if checkpoint:
+        note = "stopped (or still running) before its results"
+        return JobState("interrupted", recorded, None, note, checkpoint)
+    if job_dir.is_dir():
+        return JobState("started", recorded, None, "started, no checkpoint yet")
+    return JobState("new", None)
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def compared_overrides(overrides: Sequence[str]) -> dict[str, str]:
+    """``key → value`` of the overrides that change what a job computes (last one wins)."""
+    compared = {}
+    for override in overrides:
+        key = override_key(override)
+        if any(key == prefix or key.startswith(prefix + ".") for prefix in EXECUTION_ONLY):
+            continue
+        if key.startswith("hydra/") or key.startswith("launcher/"):
+            continue
+        compared[key] = override.split("=", 1)[1] if "=" in override else ""
+    return compared
+
+
+def override_differences(recorded: Sequence[str], planned: Sequence[str]) -> list[str]:
+    """What differs between two override lists, as ``key: recorded → planned`` lines."""
+    before, after = compared_overrides(recorded), compared_overrides(planned)
+    return [
+        f"{key}: {before.get(key, '(unset)')} → {after.get(key, '(unset)')}"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
+
+
+def decide(name: str, state: JobState, planned: Sequence[str]) -> Decision:
+    differences = override_differences(state.overrides or (), planned)
+    if state.overrides is not None and differences:
+        changed = "; ".join(differences)
+        if state.status == "finished":
+            return Decision(name, "conflict", f"finished with other overrides: {changed}")
+        if state.checkpoint:
+            return Decision(
+                name,
+                "conflict",
+                f"{state.status}, its last.ckpt made with other overrides: {changed} "
+                "(delete its checkpoints/ to start it afresh)",
+            )
+        return Decision(name, "run", f"{state.status} before a checkpoint; overrides now {changed}")
+    action = ACTIONS[state.status]
+    reason = state.status + (f" ({state.note})" if state.note else "")
+    return Decision(name, action, reason)
+
+
+def job_result(job_dir: str | Path) -> JobResult:
+    """What the report shows for a job directory (``missing`` when there is none)."""
+    state = read_job_state(job_dir)
+    if state.record is not None:
+        return JobResult.from_record(state.record, note=str(job_dir))
+    status = {"new": "missing"}.get(state.status, state.status)
+    return JobResult(status=status, note=state.note or f"no directory {job_dir}")

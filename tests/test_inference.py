@@ -1,0 +1,238 @@
+"""Whole-image upsampling: tiling and chunking change nothing, and memory is set by the tiles
+(issue 6).
+
+Oracles: one query of every HR pixel at once (``net(lr, coord, cell)``), the encoder run on the
+whole image, and the encoder's actual dependence on input pixels for its receptive field.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ipe_lightning import inference
+from ipe_lightning.coords import make_cell, make_coord
+from ipe_lightning.inference import count_tiles, receptive_radius, upsample
+from ipe_lightning.models import LIIF, RDN, EDSRBaseline, MetaSR
+
+TOLERANCE = 1e-5
+
+
+def tiny_liif(impl: str = "fast", encoder=None, **kwargs) -> LIIF:
+    torch.manual_seed(0)
+    encoder = encoder or EDSRBaseline(n_resblocks=2, n_feats=8)
+    return LIIF(encoder, hidden=(16, 16, 16), bandwidth=4, impl=impl, **kwargs).eval()
+
+
+def image(height: int, width: int, batch: int = 2, seed: int = 1) -> torch.Tensor:
+    return torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+def one_query(net, lr_image: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
+    """Every HR pixel in one query: METHOD.md §4 with no chunks and no tiles."""
+    batch = lr_image.shape[0]
+    coord = make_coord(hr_size).expand(batch, -1, -1)
+    cell = make_cell(hr_size, coord.shape[1]).expand(batch, -1, -1)
+    with torch.no_grad():
+        prediction = net((lr_image - 0.5) / 0.5, coord, cell)
+    rgb = (prediction * 0.5 + 0.5).clamp(0, 1)
+    return rgb.transpose(1, 2).reshape(batch, 3, *hr_size)
+
+
+def assert_agree(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    assert actual.shape == expected.shape
+    error = (actual - expected).abs().max().item()
+    assert error <= TOLERANCE, f"max error {error:.2e}"
+
+
+@pytest.fixture
+def small_decoder_tiles(monkeypatch):
+    """Decoder tiles of 4 LR pixels, so small test images span many of them."""
+    monkeypatch.setattr(inference, "DECODER_TILE", 4)
+
+
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+@pytest.mark.parametrize("tile", [None, 3, 5, 8, 64])
+def test_tiled_upsample_equals_one_query_of_every_pixel(impl, tile, small_decoder_tiles):
+    """Non-integer anisotropic scale; tiles that do not divide the 11 x 14 image."""
+    net = tiny_liif(impl)
+    lr_image = image(11, 14)
+    hr_size = (29, 19)  # x2.64 by x1.36
+    expected = one_query(net, lr_image, hr_size)
+    assert_agree(upsample(net, lr_image, size=hr_size, tile=tile), expected)
+
+
+@pytest.mark.parametrize("max_queries", [1, 13, 100, 100_000])
+def test_chunked_upsample_equals_one_shot(max_queries, small_decoder_tiles):
+    net = tiny_liif()
+    lr_image = image(6, 7)
+    expected = one_query(net, lr_image, (16, 13))
+    assert_agree(upsample(net, lr_image, size=(16, 13), max_queries=max_queries), expected)
+
+
+@pytest.mark.parametrize(
+    "scale", [0.5, 1.0, (3.0, 0.7), 12.0], ids=["x0.5", "x1", "x3_x0.7", "x12"]
+)
+def test_tiles_that_own_few_or_no_hr_pixels(scale, small_decoder_tiles):
+    """Downscaling leaves LR tiles without HR pixels; x12 gives tiles many queries."""
+    net = tiny_liif(encoding="ipe", mlp="skip")
+    lr_image = image(9, 10, batch=1)
+    hr_size = inference.output_size((9, 10), scale)
+    assert_agree(upsample(net, lr_image, scale=scale, tile=4), one_query(net, lr_image, hr_size))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"encoding": "cell", "mlp": "plain"},
+        {"encoding": "ipe", "mlp": "skip", "local_ensemble": False},
+        {"encoding": "pe", "mlp": "plain", "feat_unfold": False},
+    ],
+    ids=["liif", "no_ensemble", "no_unfold"],
+)
+def test_tiled_upsample_equals_one_query_for_the_ablations(config, small_decoder_tiles):
+    net = tiny_liif(**config)
+    lr_image = image(9, 8)
+    assert_agree(upsample(net, lr_image, size=(20, 17), tile=3), one_query(net, lr_image, (20, 17)))
+
+
+def test_tiled_encoder_with_a_deep_receptive_field_equals_the_whole_image():
+    """RDN's dense paths reach further than its conv count per block suggests."""
+    encoder = RDN(n_feats=8, n_blocks=2, n_layers=3, growth=4)
+    net = tiny_liif(encoder=encoder)
+    lr_image = image(40, 23, batch=1)
+    assert receptive_radius(encoder) == 1 + 1 + 2 * 3 + 1
+    assert_agree(upsample(net, lr_image, scale=1.5, tile=12), one_query(net, lr_image, (60, 34)))
+
+
+def test_metasr_upsamples_whole_images_and_refuses_tiles():
+    torch.manual_seed(0)
+    net = MetaSR(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(8,)).eval()
+    lr_image = image(5, 6)
+    assert_agree(upsample(net, lr_image, size=(11, 13)), one_query(net, lr_image, (11, 13)))
+    with pytest.raises(ValueError, match="MetaSR has no windowed lookup"):
+        upsample(net, lr_image, scale=2, tile=4)
+
+
+@pytest.mark.parametrize("tile", [0, -3, 2.5, True])
+def test_tile_must_be_a_positive_integer(tile):
+    with pytest.raises(ValueError, match="tile must be a positive number of LR pixels"):
+        upsample(tiny_liif(), image(4, 4), scale=2, tile=tile)
+
+
+@pytest.mark.parametrize(
+    ("encoder", "radius"),
+    [
+        (EDSRBaseline(), 1 + 2 * 16 + 1),
+        (EDSRBaseline(n_resblocks=2, n_feats=8), 1 + 2 * 2 + 1),
+        (RDN(), 1 + 1 + 16 * 8 + 1),
+    ],
+    ids=["edsr_baseline", "edsr_2_blocks", "rdn_b"],
+)
+def test_receptive_radius_counts_the_convolutions(encoder, radius):
+    assert receptive_radius(encoder) == radius
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [EDSRBaseline(n_resblocks=2, n_feats=4), RDN(n_feats=4, n_blocks=2, n_layers=2, growth=4)],
+    ids=["edsr", "rdn"],
+)
+def test_receptive_radius_is_where_the_features_stop_seeing_the_input(encoder):
+    """Perturbing one input pixel changes the feature ``radius`` pixels away but not one
+    further: the halo is exactly the receptive field for these encoders."""
+    radius = receptive_radius(encoder)
+    size = 2 * radius + 7
+    centre = size // 2
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, size, size)
+    with torch.no_grad():
+        base = encoder(x)
+        bumped = x.clone()
+        bumped[..., centre, centre + radius] += 1.0
+        changed = (encoder(bumped) - base).abs().amax(dim=1)[0]  # (h, w)
+    assert changed[centre, centre] > 0
+    bumped_far = x.clone()
+    bumped_far[..., centre, centre + radius + 1] += 1.0
+    with torch.no_grad():
+        unchanged = (encoder(bumped_far) - base).abs().amax(dim=1)[0]
+    assert unchanged[centre, centre] == 0
+
+
+def test_receptive_radius_refuses_encoders_that_resample():
+    encoder = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.MaxPool2d(2))
+    with pytest.raises(ValueError, match="cannot bound the receptive field"):
+        receptive_radius(encoder)
+    strided = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2, padding=1))
+    with pytest.raises(ValueError, match="stride-1 convolutions"):
+        receptive_radius(strided)
+
+
+def spy_on(net: LIIF, monkeypatch) -> dict[str, list]:
+    """Record the size of every decoder table, encoder input and query batch."""
+    seen: dict[str, list] = {"table": [], "encoder_input": [], "queries": []}
+    prepare, encode, query_grid = net.prepare, net.encode, net.query_grid
+
+    def spy_prepare(*args, **kwargs):
+        grid = prepare(*args, **kwargs)
+        seen["table"].append(sum(t.numel() for t in grid.tables))
+        return grid
+
+    def spy_encode(lr):
+        seen["encoder_input"].append(tuple(lr.shape[-2:]))
+        return encode(lr)
+
+    def spy_query_grid(grid, coord, cell):
+        seen["queries"].append(coord.shape[1])
+        return query_grid(grid, coord, cell)
+
+    monkeypatch.setattr(net, "prepare", spy_prepare)
+    monkeypatch.setattr(net, "encode", spy_encode)
+    monkeypatch.setattr(net, "query_grid", spy_query_grid)
+    return seen
+
+
+def test_memory_is_set_by_tile_and_chunk_sizes_not_by_the_image_size(
+    monkeypatch, small_decoder_tiles
+):
+    """The tensors that grow with the work (decoder tables, encoder inputs, query batches) have
+    the same largest size for a 12 x 10 and a 45 x 38 image: the tiles', not the image's."""
+    net = tiny_liif()
+    tile, max_queries, halo = 8, 50, receptive_radius(net.encoder) + 2
+    largest = {}
+    for lr_size in [(12, 10), (45, 38)]:
+        seen = spy_on(net, monkeypatch)
+        upsample(net, image(*lr_size, batch=1), scale=3.3, tile=tile, max_queries=max_queries)
+        largest[lr_size] = {key: max(values) for key, values in seen.items()}
+        assert len(seen["table"]) == count_tiles(lr_size, tile)
+    small, large = largest[(12, 10)], largest[(45, 38)]
+    width = 3 * 16  # fast tables: one 16-wide projection per skip-MLP layer that reads the input
+    assert large["table"] == small["table"] == (4 + 2) ** 2 * width
+    assert large["queries"] == small["queries"] == max_queries
+    side = tile + 2 * halo
+    assert large["encoder_input"] == (side, side) != (45, 38)
+    assert small["encoder_input"] == (12, 10)
+
+
+def test_without_tiles_only_the_encoder_sees_the_whole_image(monkeypatch, small_decoder_tiles):
+    net = tiny_liif()
+    seen = spy_on(net, monkeypatch)
+    upsample(net, image(30, 20, batch=1), scale=2, tile=None)
+    assert seen["encoder_input"] == [(30, 20)]
+    assert max(seen["table"]) == (4 + 2) ** 2 * 3 * 16
+
+
+@pytest.mark.parametrize("tile", [None, 5])
+def test_progress_reports_every_tile_once(tile, small_decoder_tiles):
+    calls = []
+    upsample(
+        tiny_liif(),
+        image(11, 9, batch=1),
+        scale=2.0,
+        tile=tile,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    total = count_tiles((11, 9), tile)
+    assert calls == [(done, total) for done in range(1, total + 1)]
+    # 11 x 9 in decoder tiles of 4: 3 x 3; in encoder tiles of 5 cut to 4 + 1: 5 x 3
+    assert total == (3 * 3 if tile is None else 5 * 3)
