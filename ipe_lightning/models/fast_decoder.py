@@ -139,7 +139,8 @@ def decode_projections(
     dtype = tables[0].dtype  # bf16 under autocast: keep every product in the tables' dtype
     encodings = coord_input.reshape(flat_index.shape[0], -1).to(dtype)
     layers = [_LayerWeights.of(split, latent_dim, dtype) for split in splits]
-    if torch.is_grad_enabled() and any(table.requires_grad for table in tables):
+    differentiable = (coord_input, *tables, *mlp.parameters())
+    if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in differentiable):
         # Training: one gather per table, so the backward pass scatters into each table's
         # gradient once (a scatter per block would zero-fill a table-sized buffer per block).
         input_layers = [layer for layer in layers if layer.encoding_weight is not None]

@@ -40,6 +40,7 @@ from ipe_lightning.sweeps.report import (
     write_report,
 )
 from ipe_lightning.sweeps.resume import Decision, decide, read_job_state
+from ipe_lightning.sweeps.tables import JobResult, Table, default_layout, layout_to_dict
 
 USAGE = __doc__.split("\n\n")[1]
 _SAFE_TAG = re.compile(r"^[\w.-]+$")
@@ -224,8 +225,6 @@ def hydra_value(text: str) -> str:
 
 
 def _layout_dict(definition: SweepDefinition) -> dict | None:
-    from ipe_lightning.sweeps.tables import layout_to_dict
-
     return layout_to_dict(definition.layout) if definition.layout else None
 
 
@@ -247,7 +246,11 @@ def report_command(arguments: Sequence[str], conf_dir: Path) -> int:
     if not options.wandb:
         if not options.sweep_dir:
             parser.error("give a sweep directory, or --wandb ENTITY/PROJECT --group GROUP")
-        table = report_sweep_dir(options.sweep_dir)
+        try:
+            table = report_sweep_dir(options.sweep_dir)
+        except FileNotFoundError as error:
+            print(f"sweep.py report: {error}", file=sys.stderr)
+            return 2
         out = Path(options.sweep_dir)
     else:
         if not options.group:
@@ -276,11 +279,10 @@ def report_from_wandb(
     sweep: str | None = None,
     out: str | None = None,
     conf_dir: Path = REPO_CONF_DIR,
-):
+) -> tuple[Table, Path]:
     """The report of a W&B group. The layout and the expected jobs come from the sweep
     directory's manifest when given, else from the sweep definition (``--sweep``, or the group's
     ``<sweep>_`` prefix), else from the runs found."""
-    from ipe_lightning.sweeps.tables import default_layout
     from ipe_lightning.sweeps.wandb_source import results_from_wandb
 
     found = results_from_wandb(api, path, group)
@@ -295,8 +297,6 @@ def report_from_wandb(
         names = [job.name for job in definition.jobs()]
     else:
         names = list(found)
-    from ipe_lightning.sweeps.tables import JobResult
-
     results = {n: found.get(n, JobResult("missing", note=f"no W&B run in {group}")) for n in names}
     results.update({n: r for n, r in found.items() if n not in results})
     if manifest is not None:

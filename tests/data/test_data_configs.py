@@ -25,7 +25,7 @@ def data_module(*overrides: str) -> SRDataModule:
 def test_the_embedded_default_needs_no_root(tmp_path, monkeypatch):
     monkeypatch.delenv("IPE_DATA_ROOT", raising=False)
     module = data_module(f"data.cache_dir={tmp_path}")
-    assert (module.layout, module.inp_size, module.seed) == ("bundled", 48, 0)
+    assert (module.layout, module.inp_size, module.seed) == ("bundled", 32, 0)
     module.check()
     assert module.test_set_names == [
         "sample/x2",

@@ -91,6 +91,26 @@ def test_fast_decoder_outputs_and_gradients_equal_the_naive_decoder(config):
     assert all(g.abs().sum() > 0 for g in grads_naive.values())
 
 
+def test_gradients_with_respect_to_the_query_coordinates_agree_for_a_frozen_network():
+    """Only the coordinates need gradients: the fast path must still take its autograd route."""
+    config = {"encoding": "ipe", "mlp": "skip", "bandwidth": 4}
+    naive, fast = (
+        LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(16, 16), impl=impl, **config)
+        for impl in ("naive", "fast")
+    )
+    fast.load_state_dict(naive.state_dict())
+    lr = torch.rand(1, 3, *LR_SIZE) * 2 - 1
+    coord, cell = queries(batch=1)
+    grads = []
+    for net in (naive, fast):
+        net.requires_grad_(False)
+        query = coord.clone().requires_grad_()
+        net(lr, query, cell).sum().backward()
+        grads.append(query.grad)
+    assert grads[0].abs().sum() > 0
+    agree(grads[1], grads[0])
+
+
 def test_fast_decoder_equals_naive_at_the_paper_widths():
     """64 channels (576 unfolded), L = 10, 256-wide skip MLP: the shapes the conv view must get
     right, at the default row block (queries span several blocks)."""

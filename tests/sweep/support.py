@@ -15,13 +15,20 @@ SLOW = "+callbacks.slow._target_=tests.sweep.support.SleepPerStep"
 
 
 class SleepPerStep(pl.Callback):
-    """Sleep after every training step: widens the window in which a test can kill a sweep."""
+    """Sleep after every training step: widens the window in which a test can kill a sweep.
+    ``first_attempt_only``: not once the run resumed from a checkpoint (a requeued job)."""
 
-    def __init__(self, seconds: float = 0.5) -> None:
+    def __init__(self, seconds: float = 0.5, first_attempt_only: bool = False) -> None:
         self.seconds = seconds
+        self.first_attempt_only = first_attempt_only
+        self.active = True
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.active = not (self.first_attempt_only and trainer.ckpt_path)
 
     def on_train_batch_end(self, *args, **kwargs) -> None:
-        time.sleep(self.seconds)
+        if self.active:
+            time.sleep(self.seconds)
 
 
 def write_sweep_file(path: Path, text: str) -> Path:
