@@ -227,28 +227,29 @@ def _upsample_tiled(
     halo = 0 if tile is None else receptive_radius(net.encoder)
     total = count_tiles((lr_height, lr_width), tile)
     report, close = _tile_reporter(progress, total)
-    done = 0
-    for rows in spans(lr_height, encoder_side):
-        for cols in spans(lr_width, encoder_side):
-            # Features are needed on the tile plus both margins; the encoder input reaches a
-            # receptive field further, so those features equal the whole image's.
-            crop_rows = grow(rows, ENSEMBLE_MARGIN + UNFOLD_MARGIN + halo, lr_height)
-            crop_cols = grow(cols, ENSEMBLE_MARGIN + UNFOLD_MARGIN + halo, lr_width)
-            feat = net.encode(lr[..., slice(*crop_rows), slice(*crop_cols)])
-            for tile_rows in spans(rows[1], decoder_side, rows[0]):
-                for tile_cols in spans(cols[1], decoder_side, cols[0]):
-                    hr_rows = _owned(owner_rows, tile_rows)
-                    hr_cols = _owned(owner_cols, tile_cols)
-                    if hr_rows[1] > hr_rows[0] and hr_cols[1] > hr_cols[0]:
-                        block = _decode_tile(
-                            net, feat, (crop_rows[0], crop_cols[0]), (lr_height, lr_width),
-                            tile_rows, tile_cols, ys[slice(*hr_rows)], xs[slice(*hr_cols)],
-                            cell, max_queries,
-                        )  # fmt: skip
-                        output[..., slice(*hr_rows), slice(*hr_cols)] = block
-                    done += 1
-                    report(done, total)
-    close()
+    try:
+        done = 0
+        for rows in spans(lr_height, encoder_side):
+            for cols in spans(lr_width, encoder_side):
+                # Features are needed on the tile plus both margins; the encoder input reaches a
+                # receptive field further, so those features equal the whole image's.
+                crop_rows = grow(rows, ENSEMBLE_MARGIN + UNFOLD_MARGIN + halo, lr_height)
+                crop_cols = grow(cols, ENSEMBLE_MARGIN + UNFOLD_MARGIN + halo, lr_width)
+                feat = net.encode(lr[..., slice(*crop_rows), slice(*crop_cols)])
+                for tile_rows in spans(rows[1], decoder_side, rows[0]):
+                    for tile_cols in spans(cols[1], decoder_side, cols[0]):
+                        hr_rows = _owned(owner_rows, tile_rows)
+                        hr_cols = _owned(owner_cols, tile_cols)
+                        if hr_rows[1] > hr_rows[0] and hr_cols[1] > hr_cols[0]:
+                            output[..., slice(*hr_rows), slice(*hr_cols)] = _decode_tile(
+                                net, feat, (crop_rows[0], crop_cols[0]), (lr_height, lr_width),
+                                tile_rows, tile_cols, ys[slice(*hr_rows)], xs[slice(*hr_cols)],
+                                cell, max_queries,
+                            )  # fmt: skip
+                        done += 1
+                        report(done, total)
+    finally:
+        close()
     return output
 
 

@@ -6,7 +6,6 @@ Lightning. Hyperparameters are plain containers so checkpoints load with ``weigh
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -147,7 +146,3 @@ class SRModule(pl.LightningModule):
                     "hr": hr,
                 }
             )
-
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

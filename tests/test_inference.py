@@ -239,3 +239,9 @@ def test_progress_reports_every_tile_once(tile, small_decoder_tiles):
     assert calls == [(done, total) for done in range(1, total + 1)]
     # 11 x 9 in decoder tiles of 4: 3 x 3; in encoder tiles of 5 cut to 4 + 1: 5 x 3
     assert total == (3 * 3 if tile is None else 5 * 3)
+
+
+def test_a_progress_bar_leaves_the_result_unchanged(small_decoder_tiles):
+    net, lr_image = tiny_liif(), image(9, 7, batch=1)
+    with_bar = upsample(net, lr_image, scale=1.7, progress=True)
+    assert_agree(with_bar, upsample(net, lr_image, scale=1.7))

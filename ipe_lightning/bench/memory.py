@@ -1,7 +1,7 @@
 """Peak memory (RSS) of whole-image upsampling, each case in a fresh process.
 
     python -m ipe_lightning.bench memory [--cases x4_1020x678 x2_2126x1463_tiled]
-        [--impl fast|naive] [--tile 512] [--json out.json]
+        [--impl fast|naive] [--tile 512] [--threads N] [--json out.json]
 
 Each case runs :func:`ipe_lightning.inference.upsample` with IPE-LIIF (EDSR-baseline, random
 weights) on a random LR image in a child process; the parent reaps it with ``os.wait4`` and reads
@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ipe_lightning.bench._measure import build_net, environment, finish
+from ipe_lightning.bench._measure import build_net, environment, finish, set_threads
 from ipe_lightning.inference import upsample
 
 GIB = 1024**3
@@ -49,10 +49,11 @@ def run_case(name: str, impl: str, tile: int) -> dict[str, Any]:
     }
 
 
-def measure_in_child(name: str, impl: str, tile: int) -> dict[str, Any]:
+def measure_in_child(name: str, impl: str, tile: int, threads: int | None) -> dict[str, Any]:
     """Run ``name`` in a fresh interpreter; its peak RSS comes from the kernel's accounting."""
     command = [sys.executable, "-m", "ipe_lightning.bench.memory", "--child", name]
     command += ["--impl", impl, "--tile", str(tile)]
+    command += [] if threads is None else ["--threads", str(threads)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     stdout = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
@@ -66,6 +67,7 @@ def measure_in_child(name: str, impl: str, tile: int) -> dict[str, Any]:
         "scale": scale,
         "tile": tile if tiled else None,
         "impl": impl,
+        "threads": threads or torch.get_num_threads(),
         **json.loads(stdout),
         "peak_rss_gib": round(peak_bytes / GIB, 3),
         "target_gib": target,
@@ -80,6 +82,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--impl", choices=["fast", "naive"], default="fast")
     parser.add_argument("--tile", type=int, default=512, help="LR tile side of the tiled cases")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
     parser.add_argument("--json", help="also write the report to this file")
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -87,6 +90,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    set_threads(args.threads)
     if args.child:
         print(json.dumps(run_case(args.child, args.impl, args.tile)))
         return 0
@@ -97,7 +101,7 @@ def main(argv: list[str]) -> int:
         "cases": {},
     }
     for name in args.cases:
-        report["cases"][name] = measure_in_child(name, args.impl, args.tile)
+        report["cases"][name] = measure_in_child(name, args.impl, args.tile, args.threads)
         case = report["cases"][name]
         print(f"{name}: {case['peak_rss_gib']} GiB in {case['seconds']} s", file=sys.stderr)
     return finish(report, args.json)
