@@ -20,10 +20,11 @@ from torch import nn
 from ipe_lightning.models.mlp import PlainMLP, SkipMLP
 
 # Queries are decoded in blocks of this many rows (ensemble branches flattened), so a block's
-# gathered rows and hidden states (4096 x 256 floats per layer) stay in cache between the layers.
-# On the 2-core CPU here 4096-row blocks decoded ~1.6x faster than 120000-row ones (2048 to 8192
-# are within 5% of each other), and made the training step's backward pass faster too.
-ROW_BLOCK = 4096
+# gathered rows and hidden states stay in cache between the layers. Measured on the 2-core CPU
+# here (x12 decode): with one thread, 4096- and 16384-row blocks are equally fast and 65536-row
+# ones 15% slower; with two threads on a CPU loaded by other work, 16384-row blocks were 2-3x
+# faster than 4096-row ones (a quarter of the ops, so of the waits at thread barriers).
+ROW_BLOCK = 16384
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def test_gradients_with_respect_to_the_query_coordinates_agree_for_a_frozen_netw
 
 def test_fast_decoder_equals_naive_at_the_paper_widths():
     """64 channels (576 unfolded), L = 10, 256-wide skip MLP: the shapes the conv view must get
-    right, at the default row block (queries span several blocks)."""
+    right."""
     config = {"encoding": "ipe", "mlp": "skip", "bandwidth": 10}
     torch.manual_seed(3)
     naive = LIIF(EDSRBaseline(n_resblocks=1, n_feats=64), impl="naive", **config)
