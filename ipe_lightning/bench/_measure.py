@@ -1,7 +1,9 @@
-"""Shared pieces of the decoder benchmarks: the networks, interleaved timing, the JSON report."""
+"""Shared pieces of the benchmarks: the networks, interleaved timing, common options, the JSON
+report."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -139,3 +141,28 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def add_timing_options(parser: argparse.ArgumentParser) -> None:
+    """The options every naive-vs-fast timing benchmark takes."""
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per decoder")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per decoder first")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"])
+    add_output_options(parser)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--json``, shared by all benchmarks."""
+    parser.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
+    parser.add_argument("--json", help="also write the report to this file")
+
+
+def new_report(benchmark: str, argv: list[str], device: torch.device) -> dict[str, Any]:
+    """The report's header: which benchmark, the command that reproduces it, the machine."""
+    return {
+        "benchmark": benchmark,
+        "command": f"python -m ipe_lightning.bench {benchmark} " + " ".join(argv),
+        "environment": environment(device),
+        "cases": {},
+    }

@@ -21,11 +21,12 @@ import torch
 
 from ipe_lightning.bench._measure import (
     IMPLS,
+    add_timing_options,
     autocast,
     build_net,
-    environment,
     finish,
     interleaved_times,
+    new_report,
     pick_device,
     ratios,
     set_threads,
@@ -86,13 +87,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="python -m ipe_lightning.bench decode", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per decoder")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per decoder first")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
-    parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"])
+    add_timing_options(parser)
     parser.add_argument("--batch", type=int, default=1, help="images decoded together")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
-    parser.add_argument("--json", help="also write the report to this file")
     return parser.parse_args(argv)
 
 
@@ -100,12 +96,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     device = pick_device(args.device)
-    report: dict[str, Any] = {
-        "benchmark": "decode",
-        "command": "python -m ipe_lightning.bench decode " + " ".join(argv),
-        "environment": environment(device),
-        "cases": {},
-    }
+    report = new_report("decode", argv, device)
     for precision in args.precision:
         for name in args.cases:
             key = name if len(args.precision) == 1 else f"{name}_{precision}"

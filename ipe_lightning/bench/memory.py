@@ -23,7 +23,13 @@ from typing import Any
 
 import torch
 
-from ipe_lightning.bench._measure import build_net, environment, finish, set_threads
+from ipe_lightning.bench._measure import (
+    add_output_options,
+    build_net,
+    finish,
+    new_report,
+    set_threads,
+)
 from ipe_lightning.inference import upsample
 
 GIB = 1024**3
@@ -82,8 +88,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--impl", choices=["fast", "naive"], default="fast")
     parser.add_argument("--tile", type=int, default=512, help="LR tile side of the tiled cases")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
-    parser.add_argument("--json", help="also write the report to this file")
+    add_output_options(parser)
     parser.add_argument("--child", choices=sorted(CASES), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -94,12 +99,7 @@ def main(argv: list[str]) -> int:
     if args.child:
         print(json.dumps(run_case(args.child, args.impl, args.tile)))
         return 0
-    report: dict[str, Any] = {
-        "benchmark": "memory",
-        "command": "python -m ipe_lightning.bench memory " + " ".join(argv),
-        "environment": environment(torch.device("cpu")),
-        "cases": {},
-    }
+    report = new_report("memory", argv, torch.device("cpu"))
     for name in args.cases:
         report["cases"][name] = measure_in_child(name, args.impl, args.tile, args.threads)
         case = report["cases"][name]

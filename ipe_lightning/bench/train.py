@@ -21,11 +21,12 @@ import torch
 
 from ipe_lightning.bench._measure import (
     IMPLS,
+    add_timing_options,
     autocast,
     build_net,
-    environment,
     finish,
     interleaved_times,
+    new_report,
     pick_device,
     ratios,
     set_threads,
@@ -101,12 +102,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--model", choices=["ipe_liif", "liif"], default="ipe_liif")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps per decoder")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per decoder first")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
-    parser.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"])
-    parser.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
-    parser.add_argument("--json", help="also write the report to this file")
+    add_timing_options(parser)
     return parser.parse_args(argv)
 
 
@@ -114,12 +110,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     device = pick_device(args.device)
-    report: dict[str, Any] = {
-        "benchmark": "train",
-        "command": "python -m ipe_lightning.bench train " + " ".join(argv),
-        "environment": environment(device),
-        "cases": {},
-    }
+    report = new_report("train", argv, device)
     for precision in args.precision:
         key = f"{args.model}_{precision}"
         report["cases"][key] = train_case(
