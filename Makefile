@@ -13,7 +13,7 @@ SYSTEM_SITE ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-all lint format bench clean
+.PHONY: help install run test test-slow test-gpu test-all lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test: install ## the default test suite (slow end-to-end tests excluded)
 
 test-slow: install ## only the slow end-to-end tests (real run.py processes, DDP, resume)
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+test-gpu: install ## the GPU tests (skipped without CUDA)
+	$(BIN)/python -m pytest -q -m gpu tests/gpu $(ARGS)
 
 test-all: install ## every test, the slow end-to-end ones included
 	$(BIN)/python -m pytest -q -m "" $(ARGS)

@@ -6,6 +6,7 @@ import contextlib
 import netrc
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,8 @@ def isolated_wandb_run() -> Iterator[None]:
         yield
     finally:
         try:
-            import wandb
-
-            if wandb.run is not None:
+            wandb = sys.modules.get("wandb")  # never imported: no run to finish
+            if wandb is not None and getattr(wandb, "run", None) is not None:
                 wandb.finish()
         finally:
             for key in [k for k in os.environ if k.startswith("WANDB_")]:

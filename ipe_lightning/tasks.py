@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     state: dict[str, Any] = {}
     with isolated_wandb_run(), recorded_failure(cfg, started, state):
         trainer = state["trainer"] = build_trainer(cfg, build_loggers(cfg.get("logger")))
-        with ddp_job_scope(trainer):  # DDP ranks of a multirun job: this job's (sweeps/ddp.py)
+        with ddp_job_scope(trainer), warnings.catch_warnings():  # ddp: see sweeps/ddp.py
+            # Lightning warns that a mid-epoch resume replays the epoch's samples unless the
+            # loader has a state_dict; our sampler (data/sampler.py) restarts at the next sample
+            # itself (tested: killed mid-epoch and resumed == uninterrupted).
+            warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
             tested = trainer.test(module, datamodule=datamodule)
         return write_record(cfg, trainer, tested, started, "finished")

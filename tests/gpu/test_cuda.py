@@ -1,0 +1,162 @@
+"""The GPU paths: the decoders, metrics, training with bf16 mixed precision, and bf16 prediction.
+
+Skipped without CUDA (CI has none); run them on a GPU machine with ``pytest -m gpu tests/gpu``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ipe_lightning.inference import upsample
+from ipe_lightning.metrics import psnr_per_image, ssim_per_image
+from ipe_lightning.models import LIIF, EDSRBaseline, MetaSR
+from tests.support.runs import read_record, run_script, tiny_overrides
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture(autouse=True)
+def _exact_fp32():
+    """No TF32: fp32 on the GPU then agrees with the CPU to rounding."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def liif(impl: str, encoding: str = "ipe", mlp: str = "skip", seed: int = 0) -> LIIF:
+    torch.manual_seed(seed)
+    extra = {"bandwidth": 10} if encoding in ("ipe", "pe") else {}
+    return LIIF(EDSRBaseline(n_resblocks=2), encoding=encoding, mlp=mlp, impl=impl, **extra)
+
+
+def batch(seed: int = 0, size: int = 20, queries: int = 300):
+    generator = torch.Generator().manual_seed(seed)
+    lr = torch.rand(2, 3, size, size, generator=generator) * 2 - 1
+    coord = torch.rand(2, queries, 2, generator=generator) * 2 - 1
+    cell = torch.full((2, queries, 2), 2 / (3 * size))
+    return lr, coord, cell
+
+
+@pytest.mark.parametrize(
+    "encoding, mlp", [("ipe", "skip"), ("pe", "plain"), ("cell", "plain"), ("none", "plain")]
+)
+def test_fast_decoder_on_cuda_matches_the_naive_one_and_the_cpu(encoding, mlp):
+    lr, coord, cell = batch()
+    outputs = {}
+    for device in ("cpu", "cuda"):
+        for impl in ("naive", "fast"):
+            net = liif(impl, encoding, mlp).to(device)
+            args = [t.to(device) for t in (lr, coord, cell)]
+            out = net(*args)
+            out.square().sum().backward()
+            grad = next(net.encoder.parameters()).grad
+            outputs[device, impl] = out.detach().cpu().double(), grad.cpu().double()
+    reference_out, reference_grad = outputs["cpu", "naive"]
+    for key, (out, grad) in outputs.items():
+        assert torch.allclose(out, reference_out, atol=1e-4, rtol=1e-4), key
+        assert torch.allclose(grad, reference_grad, atol=1e-3, rtol=1e-3), key
+
+
+def test_bf16_autocast_decoding_stays_close_to_fp32():
+    net = liif("fast").to(CUDA).eval()
+    image = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(1)).to(CUDA)
+    with torch.no_grad():
+        full = upsample(net, image * 2 - 1, scale=3.0)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            half = upsample(net, image * 2 - 1, scale=3.0)
+    assert half.shape == full.shape == (1, 3, 120, 144)
+    assert torch.isfinite(half.float()).all()
+    # bf16 keeps 8 bits of mantissa: far from exact, far closer than any two SR methods differ.
+    gap = psnr_per_image(
+        (half.float() / 2 + 0.5).clamp(0, 1), (full / 2 + 0.5).clamp(0, 1), shave=0, channel="rgb"
+    )
+    assert gap.item() > 35, gap
+
+
+def test_metasr_runs_on_cuda_like_on_the_cpu():
+    torch.manual_seed(0)
+    net = MetaSR(EDSRBaseline(n_resblocks=2), meta_input="ipe", bandwidth=4)
+    lr, coord, cell = batch(queries=100)
+    expected = net(lr, coord, cell)
+    got = net.to(CUDA)(lr.to(CUDA), coord.to(CUDA), cell.to(CUDA)).cpu()
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_metrics_on_cuda_equal_the_cpu_values():
+    generator = torch.Generator().manual_seed(2)
+    hr = torch.rand(3, 3, 40, 40, generator=generator)
+    sr = (hr + 0.05 * torch.randn(3, 3, 40, 40, generator=generator)).clamp(0, 1)
+    for metric in (psnr_per_image, ssim_per_image):
+        for channel in ("rgb", "y"):
+            cpu = metric(sr, hr, shave=4, channel=channel)
+            gpu = metric(sr.to(CUDA), hr.to(CUDA), shave=4, channel=channel).cpu()
+            assert torch.allclose(gpu, cpu, atol=1e-5), (metric.__name__, channel)
+
+
+def test_run_py_trains_with_bf16_mixed_on_the_gpu_and_its_checkpoint_loads_on_cpu(
+    tiny_hr_dir, tmp_path
+):
+    """trainer=gpu with bf16-mixed: the loss stays finite, the test pass reports PSNR near the
+    fp32 CPU run's, and the bicubic baseline (never autocast) equals the CPU's to rounding."""
+    common = tiny_overrides(tiny_hr_dir, tmp_path / "cache")
+    runs = {
+        "cpu": ["trainer=cpu"],
+        "gpu": ["trainer=gpu", "trainer.precision=bf16-mixed"],
+    }
+    records = {}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        result = run_script("run.py", [*common, *extra], out, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        records[name] = read_record(out)
+        assert records[name]["status"] == "finished"
+    for key, cpu in records["cpu"]["metrics"].items():
+        gpu = records["gpu"]["metrics"][key]
+        assert np.isfinite(gpu["psnr"]) and np.isfinite(gpu["ssim"]), key
+        assert gpu["bicubic_psnr"] == pytest.approx(cpu["bicubic_psnr"], abs=1e-3), key
+        assert gpu["psnr"] == pytest.approx(cpu["psnr"], abs=1.0), key
+    last = records["gpu"]["checkpoints"]["last"]
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    assert all(t.device.type == "cpu" for t in checkpoint["state_dict"].values())
+
+
+def test_predict_in_bf16_on_the_gpu_is_close_to_fp32(tiny_hr_dir, tmp_path):
+    train_out = tmp_path / "train"
+    result = run_script(
+        "run.py", [*tiny_overrides(tiny_hr_dir, tmp_path / "cache"), "trainer=gpu"], train_out
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = read_record(train_out)["checkpoints"]["last"]
+    images = {}
+    for precision in ("32", "bf16"):
+        out = tmp_path / f"pred_{precision}"
+        overrides = [
+            "mode=predict",
+            f"ckpt_path={checkpoint}",
+            f"predict.input={tiny_hr_dir}",
+            f"predict.output_dir={out}",
+            "predict.scale=2.5",
+            "predict.device=cuda",
+            f"predict.precision={precision}",
+        ]
+        result = run_script("run.py", overrides, tmp_path / f"hydra_{precision}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        images[precision] = sorted(out.glob("*.png"))
+        assert len(images[precision]) == 3
+    for full, half in zip(images["32"], images["bf16"], strict=True):
+        a = torch.from_numpy(np.asarray(Image.open(full), dtype=np.float32) / 255)
+        b = torch.from_numpy(np.asarray(Image.open(half), dtype=np.float32) / 255)
+        assert a.shape == b.shape == (180, 200, 3)
+        gap = psnr_per_image(
+            b.permute(2, 0, 1)[None], a.permute(2, 0, 1)[None], shave=0, channel="rgb"
+        )
+        assert gap.item() > 35, (full.name, gap)
