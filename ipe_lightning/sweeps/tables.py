@@ -445,25 +445,58 @@ def _legend(table: Table) -> str:
     )
 
 
-def _md_cell(row: Row, cell: Cell, metrics: Sequence[str]) -> str:
+@dataclass(frozen=True)
+class CellMarkup:
+    """How one output format writes a table cell: ours (best in bold), the paper's, the Δ."""
+
+    missing: str
+    bold: str  # a format with one {}
+    italic: str
+    separator: str
+    delta: str  # format of one signed difference
+    with_delta: str  # formats of the whole cell: {ours}, {paper}, {delta}
+    without_delta: str
+
+
+MARKDOWN = CellMarkup(
+    "–", "**{}**", "*{}*", " / ", "{}", "{ours} ({paper}, Δ {delta})", "{ours} ({paper})"
+)
+LATEX = CellMarkup(
+    "--",
+    "\\textbf{{{}}}",
+    "\\textit{{{}}}",
+    "/",
+    "${}$",
+    "{ours} {{\\scriptsize({paper}, {delta})}}",
+    "{ours} {{\\scriptsize({paper})}}",
+)
+
+
+def render_cell(row: Row, cell: Cell, metrics: Sequence[str], markup: CellMarkup) -> str:
+    """Our numbers (or the row's status), then the paper's and the difference where known."""
     if row.has_numbers and cell.ours:
         parts = []
         for m in metrics:
-            text = _number(cell.ours[m], m) if m in cell.ours else "–"
-            parts.append(f"**{text}**" if m in cell.best else text)
-        ours = " / ".join(parts)
+            text = _number(cell.ours[m], m) if m in cell.ours else markup.missing
+            parts.append(markup.bold.format(text) if m in cell.best else text)
+        ours = markup.separator.join(parts)
     elif row.status in (FINISHED, "bicubic", "paper"):
-        ours = "–"
+        ours = markup.missing
     else:
-        ours = f"*{row.status}*"
+        ours = markup.italic.format(row.status)
     if not cell.paper:
         return ours
-    paper = " / ".join(_number(cell.paper[m], m) if m in cell.paper else "–" for m in metrics)
-    diffs = [(m, cell.diff(m)) for m in metrics]
-    if any(d is not None for _, d in diffs):
-        delta = " / ".join(_signed(d, m) if d is not None else "–" for m, d in diffs)
-        return f"{ours} ({paper}, Δ {delta})"
-    return f"{ours} ({paper})"
+    paper = markup.separator.join(
+        _number(cell.paper[m], m) if m in cell.paper else markup.missing for m in metrics
+    )
+    diffs = [cell.diff(m) for m in metrics]
+    if all(d is None for d in diffs):
+        return markup.without_delta.format(ours=ours, paper=paper)
+    delta = markup.separator.join(
+        markup.delta.format(_signed(d, m)) if d is not None else markup.missing
+        for m, d in zip(metrics, diffs, strict=True)
+    )
+    return markup.with_delta.format(ours=ours, paper=paper, delta=delta)
 
 
 def _status_suffix(row: Row) -> str:
@@ -493,7 +526,7 @@ def render_markdown(table: Table) -> str:
         if group:
             lines.append("| " + " | ".join([f"**{group}**"] + [""] * len(columns)) + " |")
         for row in rows:
-            cells = [_md_cell(row, cell, metrics) for cell in row.cells]
+            cells = [render_cell(row, cell, metrics, MARKDOWN) for cell in row.cells]
             lines.append("| " + " | ".join([row.spec.label + _status_suffix(row), *cells]) + " |")
     incomplete = table.incomplete
     if incomplete:
@@ -560,27 +593,6 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(char, char) for char in text)
 
 
-def _tex_cell(row: Row, cell: Cell, metrics: Sequence[str]) -> str:
-    if row.has_numbers and cell.ours:
-        parts = []
-        for m in metrics:
-            text = _number(cell.ours[m], m) if m in cell.ours else "--"
-            parts.append(f"\\textbf{{{text}}}" if m in cell.best else text)
-        ours = "/".join(parts)
-    elif row.status in (FINISHED, "bicubic", "paper"):
-        ours = "--"
-    else:
-        ours = f"\\textit{{{row.status}}}"
-    if not cell.paper:
-        return ours
-    paper = "/".join(_number(cell.paper[m], m) if m in cell.paper else "--" for m in metrics)
-    diffs = [(m, cell.diff(m)) for m in metrics]
-    if any(d is not None for _, d in diffs):
-        delta = "/".join(f"${_signed(d, m)}$" if d is not None else "--" for m, d in diffs)
-        return f"{ours} {{\\scriptsize({paper}, {delta})}}"
-    return f"{ours} {{\\scriptsize({paper})}}"
-
-
 def render_latex(table: Table) -> str:
     """A booktabs ``table`` (needs ``\\usepackage{booktabs}``): grouped column headings with
     ``\\cmidrule``, row groups separated by ``\\midrule``, our best per column in bold, the
@@ -616,7 +628,7 @@ def render_latex(table: Table) -> str:
             )
         for row in rows:
             label = latex_escape(row.spec.label + _status_suffix(row))
-            cells = [_tex_cell(row, cell, metrics) for cell in row.cells]
+            cells = [render_cell(row, cell, metrics, LATEX) for cell in row.cells]
             lines.append(" & ".join([label, *cells]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}}", "\\end{table}"]
     return "\n".join(lines) + "\n"
