@@ -5,7 +5,8 @@ of the LR grid: each decoder tile's tables (the fast decoder's projections are 1
 map) are built for the tile plus one LR pixel, queries run in chunks, and with ``tile=`` the
 encoder also runs per tile with a halo of its receptive field. Every HR pixel is decoded from the
 same LR positions with the same arithmetic as one query of the whole image, so the output does not
-depend on the tiling. Other heads (MetaSR) encode the whole image and query in chunks.
+depend on the tiling. Other heads (MetaSR) query the whole feature map in chunks; with ``tile=``
+that map is assembled from encoder tiles with the same halo.
 """
 
 from __future__ import annotations
@@ -142,13 +143,15 @@ def count_tiles(lr_size: tuple[int, int], tile: int | None = None) -> int:
     )
 
 
-def _tile_reporter(progress: Progress, total: int) -> tuple[Callable[[int, int], None], Callable]:
+def _tile_reporter(
+    progress: Progress, total: int, unit: str = "tile"
+) -> tuple[Callable[[int, int], None], Callable]:
     """``(report(done, total), close())`` for the ``progress`` argument of :func:`upsample`."""
     if callable(progress):
         return progress, lambda: None
     if not progress:
         return (lambda done, total: None), lambda: None
-    bar = tqdm(total=total, desc="tiles", unit="tile", leave=False)
+    bar = tqdm(total=total, desc=f"{unit}s", unit=unit, leave=False)
     return (lambda done, total: bar.update(1)), bar.close
 
 
@@ -180,27 +183,63 @@ def upsample(
     hr_size = output_size(lr_size, scale, size)
     lr = to_network_range(image)
     if not hasattr(net, "query_grid"):
-        if tile is not None:
-            raise ValueError(
-                f"{type(net).__name__} has no windowed lookup (prepare / query_grid), so it "
-                "cannot be tiled; use tile=None"
-            )
-        return _upsample_whole(net, lr, hr_size, max_queries)
+        return _upsample_whole(net, lr, hr_size, max_queries, tile, progress)
     return _upsample_tiled(net, lr, hr_size, max_queries, tile, progress)
 
 
+def encode_in_tiles(net: ImplicitSR, lr: torch.Tensor, tile: int) -> torch.Tensor:
+    """``net.encode(lr)``, computed ``tile``-sided piece by piece: each piece is encoded with a
+    halo of the encoder's receptive field, so its features equal the whole image's, while the
+    encoder's activations never exceed one tile plus halo."""
+    height, width = lr.shape[-2:]
+    halo = receptive_radius(net.encoder)
+    feat: torch.Tensor | None = None
+    for rows in spans(height, tile):
+        for cols in spans(width, tile):
+            crop_rows, crop_cols = grow(rows, halo, height), grow(cols, halo, width)
+            piece = net.encode(lr[..., slice(*crop_rows), slice(*crop_cols)])
+            if feat is None:
+                feat = piece.new_empty(*piece.shape[:2], height, width)
+            feat[..., slice(*rows), slice(*cols)] = piece[
+                ...,
+                rows[0] - crop_rows[0] : rows[1] - crop_rows[0],
+                cols[0] - crop_cols[0] : cols[1] - crop_cols[0],
+            ]
+    assert feat is not None  # an LR image has at least one pixel
+    return feat
+
+
+def count_chunks(hr_size: tuple[int, int], max_queries: int) -> int:
+    """How many query chunks :func:`upsample` runs for a head without windowed lookup."""
+    return math.ceil(hr_size[0] * hr_size[1] / max_queries)
+
+
 def _upsample_whole(
-    net: ImplicitSR, lr: torch.Tensor, hr_size: tuple[int, int], max_queries: int
+    net: ImplicitSR,
+    lr: torch.Tensor,
+    hr_size: tuple[int, int],
+    max_queries: int,
+    tile: int | None,
+    progress: Progress,
 ) -> torch.Tensor:
+    """Heads that look features up anywhere (MetaSR): the whole feature map, queried in chunks;
+    ``progress`` counts chunks."""
     height, width = hr_size
     batch = lr.shape[0]
-    feat = net.encode(lr)
+    feat = net.encode(lr) if tile is None else encode_in_tiles(net, lr, tile)
     cell = lr.new_tensor([2 / height, 2 / width])
     output = lr.new_empty(batch, height * width, 3)
-    for start in range(0, height * width, max_queries):
-        index = torch.arange(start, min(start + max_queries, height * width), device=lr.device)
-        coord = coord_of_indices(index, hr_size, dtype=lr.dtype).expand(batch, -1, -1)
-        output[:, start : start + len(index)] = net.query(feat, coord, cell.expand_as(coord))
+    total = count_chunks(hr_size, max_queries)
+    report, close = _tile_reporter(progress, total, unit="chunk")
+    try:
+        for done, start in enumerate(range(0, height * width, max_queries), start=1):
+            stop = min(start + max_queries, height * width)
+            index = torch.arange(start, stop, device=lr.device)
+            coord = coord_of_indices(index, hr_size, dtype=lr.dtype).expand(batch, -1, -1)
+            output[:, start:stop] = net.query(feat, coord, cell.expand_as(coord))
+            report(done, total)
+    finally:
+        close()
     return from_network_range(output).transpose(1, 2).reshape(batch, 3, height, width)
 
 

@@ -12,7 +12,13 @@ import torch
 
 from ipe_lightning import inference
 from ipe_lightning.coords import make_cell, make_coord
-from ipe_lightning.inference import count_tiles, receptive_radius, upsample
+from ipe_lightning.inference import (
+    count_chunks,
+    count_tiles,
+    encode_in_tiles,
+    receptive_radius,
+    upsample,
+)
 from ipe_lightning.models import LIIF, RDN, EDSRBaseline, MetaSR
 
 TOLERANCE = 1e-5
@@ -105,13 +111,40 @@ def test_tiled_encoder_with_a_deep_receptive_field_equals_the_whole_image():
     assert_agree(upsample(net, lr_image, scale=1.5, tile=12), one_query(net, lr_image, (60, 34)))
 
 
-def test_metasr_upsamples_whole_images_and_refuses_tiles():
+@pytest.mark.parametrize("tile", [None, 3, 4, 7])
+def test_metasr_upsamples_whole_images_with_or_without_encoder_tiles(tile):
+    """MetaSR looks features up anywhere: tiles only bound the encoder; the result is the same."""
     torch.manual_seed(0)
     net = MetaSR(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(8,)).eval()
-    lr_image = image(5, 6)
-    assert_agree(upsample(net, lr_image, size=(11, 13)), one_query(net, lr_image, (11, 13)))
-    with pytest.raises(ValueError, match="MetaSR has no windowed lookup"):
-        upsample(net, lr_image, scale=2, tile=4)
+    lr_image = image(10, 13)
+    expected = one_query(net, lr_image, (23, 29))
+    assert_agree(upsample(net, lr_image, size=(23, 29), tile=tile, max_queries=100), expected)
+
+
+def test_metasr_progress_counts_query_chunks():
+    torch.manual_seed(0)
+    net = MetaSR(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(8,)).eval()
+    calls = []
+    upsample(
+        net, image(5, 6), size=(11, 13), max_queries=50, progress=lambda *call: calls.append(call)
+    )
+    total = -(-11 * 13 // 50)  # 143 pixels in chunks of 50: 3
+    assert total == count_chunks((11, 13), 50) == 3
+    assert calls == [(done, total) for done in range(1, total + 1)]
+
+
+def test_encoder_tiles_see_only_their_halo(monkeypatch):
+    """Each encoded piece is at most tile + 2 x receptive radius on a side."""
+    torch.manual_seed(0)
+    net = MetaSR(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(8,)).eval()
+    sides = []
+    encode = net.encode
+    monkeypatch.setattr(net, "encode", lambda lr: sides.append(tuple(lr.shape[-2:])) or encode(lr))
+    feat = encode_in_tiles(net, image(30, 20, batch=1), tile=8)
+    halo = receptive_radius(net.encoder)
+    assert len(sides) == 4 * 3
+    assert max(max(side) for side in sides) <= 8 + 2 * halo
+    assert torch.allclose(feat, encode(image(30, 20, batch=1)), atol=1e-6)
 
 
 @pytest.mark.parametrize("tile", [0, -3, 2.5, True])
