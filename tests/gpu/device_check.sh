@@ -6,7 +6,8 @@
 #   SITE=.gpu_site OUT=/tmp/gpu bash tests/gpu/device_check.sh
 #
 # 1. the GPU tests (decoders, metrics, bf16-mixed training, bf16 prediction);
-# 2. the decode and training-step benchmarks on CUDA, fp32 and bf16 (naive vs fast decoder);
+# 2. the decode and training-step benchmarks on CUDA, fp32 and bf16 (naive vs fast decoder), and
+#    peak GPU memory of whole-image upsampling;
 # 3. the embedded default (`python run.py`) with trainer=gpu, timed.
 set -uo pipefail
 OUT=${OUT:-gpu_check}
@@ -35,6 +36,10 @@ step bench_decode 80 $PY -m ipe_lightning.bench decode --device cuda --precision
   --repeats 5 --json "$OUT/bench_decode_cuda.json"
 step bench_train 80 $PY -m ipe_lightning.bench train --device cuda --precision fp32 bf16 \
   --repeats 10 --warmup 3 --json "$OUT/bench_train_cuda.json"
+step bench_memory 150 $PY -m ipe_lightning.bench memory --device cuda \
+  --json "$OUT/bench_memory_cuda.json"
+step bench_memory_bf16 150 $PY -m ipe_lightning.bench memory --device cuda --precision bf16 \
+  --json "$OUT/bench_memory_cuda_bf16.json"
 rm -rf /tmp/embedded_gpu  # a fresh run, not a resume of an earlier one (resume=auto)
 step embedded_gpu 180 $PY run.py trainer=gpu hydra.run.dir=/tmp/embedded_gpu
 cp /tmp/embedded_gpu/metrics.json "$OUT/embedded_gpu_metrics.json" 2>/dev/null
