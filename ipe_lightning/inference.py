@@ -143,7 +143,7 @@ def count_tiles(lr_size: tuple[int, int], tile: int | None = None) -> int:
     )
 
 
-def _tile_reporter(
+def _progress_reporter(
     progress: Progress, total: int, unit: str = "tile"
 ) -> tuple[Callable[[int, int], None], Callable]:
     """``(report(done, total), close())`` for the ``progress`` argument of :func:`upsample`."""
@@ -230,7 +230,7 @@ def _upsample_whole(
     cell = lr.new_tensor([2 / height, 2 / width])
     output = lr.new_empty(batch, height * width, 3)
     total = count_chunks(hr_size, max_queries)
-    report, close = _tile_reporter(progress, total, unit="chunk")
+    report, close = _progress_reporter(progress, total, unit="chunk")
     try:
         for done, start in enumerate(range(0, height * width, max_queries), start=1):
             stop = min(start + max_queries, height * width)
@@ -265,7 +265,7 @@ def _upsample_tiled(
     decoder_side = min(DECODER_TILE, encoder_side)
     halo = 0 if tile is None else receptive_radius(net.encoder)
     total = count_tiles((lr_height, lr_width), tile)
-    report, close = _tile_reporter(progress, total)
+    report, close = _progress_reporter(progress, total)
     try:
         done = 0
         for rows in spans(lr_height, encoder_side):
