@@ -1,4 +1,4 @@
-"""The bicubic baseline every report carries: Pillow bicubic upsampling (METHOD.md §4)."""
+"""The bicubic baseline every report carries: Pillow bicubic upsampling (docs/method.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pixel coordinates and cells in the LIIF convention (METHOD.md §1).
+"""Pixel coordinates and cells in the LIIF convention (docs/method.md §1).
 
 An axis of ``n`` pixels spans ``(-1, 1)``; pixel ``i`` has its centre at ``-1 + (2i + 1) / n``.
 Coordinates are ``(row, col)`` = ``(y, x)`` and flattened grids are row-major.

@@ -1,4 +1,4 @@
-"""PSNR and SSIM under the super-resolution evaluation protocol (METHOD.md §4).
+"""PSNR and SSIM under the super-resolution evaluation protocol (docs/method.md §4).
 
 The protocol is the LIIF test code's, which follows EDSR/BasicSR:
 
@@ -24,7 +24,7 @@ from torchmetrics import Metric
 
 Channel = Literal["rgb", "y"]
 
-# ITU-R BT.601 studio swing, MATLAB rgb2ycbcr (METHOD.md §4): Y = (65.481 R + 128.553 G +
+# ITU-R BT.601 studio swing, MATLAB rgb2ycbcr (docs/method.md §4): Y = (65.481 R + 128.553 G +
 # 24.966 B) / 255 + 16 / 255 for R, G, B in [0, 1]; black -> 16/255, white -> 235/255.
 _Y_WEIGHTS = (65.481 / 255, 128.553 / 255, 24.966 / 255)
 _Y_OFFSET = 16 / 255
@@ -173,7 +173,7 @@ def ssim_per_image(
 
     LIIF/EDSR benchmark protocol (Y, ``shave = scale``; DIV2K RGB, ``shave = scale + 6``) with the
     Wang et al. 2004 window (11x11 Gaussian, sigma 1.5, K1 0.01, K2 0.03, valid filtering). RGB
-    SSIM is the mean of the per-channel SSIM maps (METHOD.md §4).
+    SSIM is the mean of the per-channel SSIM maps (docs/method.md §4).
     """
     sr, hr = prepare(sr, hr, shave=shave, channel=channel)
     return ssim_map(sr, hr).mean(dim=(1, 2, 3))
@@ -183,7 +183,7 @@ class _MeanOverImages(Metric):
     """Mean over images of a per-image metric, synchronised across DDP ranks.
 
     The states are the sum of per-image values and the image count, both reduced by ``sum``, so
-    the result over ranks equals the result of one process seeing every image (METHOD.md §4: the
+    the result over ranks equals the result of one process seeing every image (docs/method.md §4: the
     reported number is the mean over images, not the metric of the pooled error).
 
     ``compute()`` on a metric that has seen no image returns ``nan`` (torchmetrics' convention for

@@ -1,7 +1,8 @@
 """The LightningModule: wires the network, the L1 loss, the metrics and the optimiser.
 
 Everything numerical lives elsewhere (models, inference, metrics); this module only connects it to
-Lightning. Hyperparameters are plain containers so checkpoints load with ``weights_only=True``.
+Lightning. The optimiser and its schedule come from config (``conf/schedule/*.yaml``) as partial
+constructors. Hyperparameters are plain containers so checkpoints load with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from ipe_lightning.bicubic import bicubic_upsample
+from ipe_lightning.configs import plain
 from ipe_lightning.inference import (
     DEFAULT_MAX_QUERIES,
     from_network_range,
@@ -21,15 +23,6 @@ from ipe_lightning.inference import (
     upsample,
 )
 from ipe_lightning.metrics import SRPSNR, SRSSIM
-
-# Paper Sec. 5 (as LIIF): Adam lr 1e-4, betas (0.9, 0.999), lr halved every 200 of 1000 epochs.
-PAPER_OPTIM: dict[str, Any] = {
-    "lr": 1e-4,
-    "betas": [0.9, 0.999],
-    "weight_decay": 0.0,
-    "milestones": [200, 400, 600, 800],
-    "gamma": 0.5,
-}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -45,8 +38,10 @@ def sampled_pixel_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.
 class SRModule(pl.LightningModule):
     """Arbitrary-scale SR training and evaluation around an :class:`ImplicitSR` network.
 
-    ``net`` is the network's config (a plain dict with ``_target_``, as ``conf/model/*.yaml``'s
-    ``net`` node); ``optim`` overrides :data:`PAPER_OPTIM`; ``test_sets`` names the test loaders
+    ``net`` is the network's config (a dict with ``_target_``, as ``conf/model/*.yaml``'s ``net``
+    node). ``optimizer`` and ``scheduler`` are configs with ``_target_`` and ``_partial_: true``
+    (``conf/schedule/*.yaml``): ``optimizer(params)`` and ``scheduler(optimizer)``, the scheduler
+    stepped once per epoch; they are needed only to train. ``test_sets`` names the test loaders
     (``<set>/x<scale>``) in order.
     """
 
@@ -54,16 +49,17 @@ class SRModule(pl.LightningModule):
         self,
         net: dict[str, Any],
         model_name: str = "",
-        optim: dict[str, Any] | None = None,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
         test_sets: list[str] | None = None,
         max_queries: int = DEFAULT_MAX_QUERIES,
         tile: int | None = None,
-        num_examples: int = 1,
     ) -> None:
         super().__init__()
+        # Plain containers before they are recorded: no OmegaConf object in the checkpoint.
+        net, optimizer, scheduler = plain(net), plain(optimizer), plain(scheduler)
         self.save_hyperparameters()
         self.net = instantiate(net, _convert_="all")
-        self.optim = {**PAPER_OPTIM, **(optim or {})}
         self.loss_fn = nn.L1Loss()
         self.test_sets = list(test_sets or [])
         self.test_metrics = nn.ModuleList(
@@ -77,7 +73,6 @@ class SRModule(pl.LightningModule):
             )
             for _ in self.test_sets
         )
-        self.examples: list[dict[str, Any]] = []
 
     # -- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -100,26 +95,26 @@ class SRModule(pl.LightningModule):
         psnr = sampled_pixel_psnr(from_network_range(prediction), batch["gt"]).mean()
         self.log("val/psnr", psnr, prog_bar=True, sync_dist=True, batch_size=batch["lr"].shape[0])
 
-    def configure_optimizers(self):
-        optimizer = torch.optim.Adam(
-            self.parameters(),
-            lr=self.optim["lr"],
-            betas=tuple(self.optim["betas"]),
-            weight_decay=self.optim["weight_decay"],
-        )
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=list(self.optim["milestones"]), gamma=self.optim["gamma"]
-        )
+    def configure_optimizers(self) -> dict[str, Any]:
+        if self.hparams.optimizer is None or self.hparams.scheduler is None:
+            raise ValueError(
+                "training needs optimizer and scheduler configs (conf/schedule/*.yaml: "
+                "_target_ and _partial_: true)"
+            )
+        optimizer = instantiate(self.hparams.optimizer, _convert_="all")(self.parameters())
+        scheduler = instantiate(self.hparams.scheduler, _convert_="all")(optimizer)
+        # Epoch milestones, as the paper's schedule (docs/method.md §3).
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
 
     # -- testing ----------------------------------------------------------------------------
-    def on_test_epoch_start(self) -> None:
-        self.examples = []
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+    def test_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Any]:
+        """Update the loader's metrics; return the image's ``loader``, ``name`` and its ``lr``,
+        ``bicubic``, ``sr`` and ``hr`` tensors (what callbacks such as the example panels use)."""
         lr, hr = batch["lr"], batch["hr"]
         size = tuple(hr.shape[-2:])
         sr = upsample(
@@ -132,17 +127,14 @@ class SRModule(pl.LightningModule):
         metrics["ssim"].update(sr, hr, **protocol)
         metrics["bicubic_psnr"].update(bicubic, hr, **protocol)
         metrics["bicubic_ssim"].update(bicubic, hr, **protocol)
-        prefix = f"test/{self.test_sets[dataloader_idx]}"
+        loader = self.test_sets[dataloader_idx]
         for name, metric in metrics.items():
-            self.log(f"{prefix}/{name}", metric, add_dataloader_idx=False, batch_size=1)
-        if batch_idx < self.hparams.num_examples:
-            self.examples.append(
-                {
-                    "key": prefix,
-                    "name": batch["name"],
-                    "lr": lr,
-                    "bicubic": bicubic,
-                    "sr": sr,
-                    "hr": hr,
-                }
-            )
+            self.log(f"test/{loader}/{name}", metric, add_dataloader_idx=False, batch_size=1)
+        return {
+            "loader": loader,
+            "name": batch["name"],
+            "lr": lr,
+            "bicubic": bicubic,
+            "sr": sr,
+            "hr": hr,
+        }

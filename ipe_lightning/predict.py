@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 from ipe_lightning.bicubic import to_uint8
 from ipe_lightning.data.images import decode_rgb, list_images
-from ipe_lightning.inference import DEFAULT_MAX_QUERIES, as_scale_pair, upsample
+from ipe_lightning.inference import DEFAULT_MAX_QUERIES, upsample
 from ipe_lightning.models.base import ImplicitSR
+from ipe_lightning.scales import scale_tag
 
 
 class PredictionError(RuntimeError):
@@ -44,11 +45,10 @@ def input_files(source: str | Path) -> list[Path]:
 def output_name(
     path: Path, scale: float | Sequence[float] | None, size: Sequence[int] | None
 ) -> str:
+    """``<stem>_x2.5.png``, ``<stem>_x2x3.png`` (the scale's tag) or ``<stem>_<H>x<W>.png``."""
     if size is not None:
         return f"{path.stem}_{size[0]}x{size[1]}.png"
-    scale_h, scale_w = as_scale_pair(scale)
-    tag = f"{scale_h:g}" if scale_h == scale_w else f"{scale_h:g}x{scale_w:g}"
-    return f"{path.stem}_x{tag}.png"
+    return f"{path.stem}_{scale_tag(scale)}.png"
 
 
 def autocast(device: torch.device, precision: str):

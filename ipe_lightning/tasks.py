@@ -6,6 +6,7 @@ import contextlib
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,35 +14,42 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ipe_lightning.loggers import build_loggers, isolated_wandb_run
+from ipe_lightning import results
+from ipe_lightning.configs import plain
 from ipe_lightning.models import load_network, read_checkpoint
 from ipe_lightning.module import SRModule
 from ipe_lightning.predict import PredictionError, input_files, predict_files, report
-from ipe_lightning.results import git_commit, metrics_by_loader, write_json_atomic
-from ipe_lightning.sweeps.ddp import ddp_job_scope
-
-
-def plain(node: Any) -> Any:
-    """A config node as plain containers (checkpoints must load with ``weights_only=True``)."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+from ipe_lightning.results import git_commit, metrics_by_loader
+from ipe_lightning.runtime.ddp import ddp_job_scope
+from ipe_lightning.runtime.loggers import build_loggers, isolated_wandb_run
 
 
 def build_datamodule(cfg: DictConfig, stage: str | None = None) -> pl.LightningDataModule:
     """The data module, its paths checked before anything expensive is built (``stage="test"``
     checks only the evaluation sets)."""
-    datamodule = instantiate(cfg.data, _recursive_=False)
+    datamodule = instantiate(cfg.data)  # with its parts: data.images, eval.sets.<name>.images
     datamodule.check(stage)
     return datamodule
+
+
+def build_callbacks(cfg: DictConfig, loggers: list[Any]) -> list[pl.Callback]:
+    """The ``callbacks`` group, instantiated; without a logger, no ``LearningRateMonitor`` (it
+    refuses to start when it has nowhere to write, and ``logger=none`` must still train)."""
+    callbacks = [instantiate(spec) for spec in (cfg.get("callbacks") or {}).values() if spec]
+    if not loggers:
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return callbacks
 
 
 def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
     resolved = {k: plain(v) for k, v in cfg.items() if k != "hydra"}
     for logger in loggers:
         logger.log_hyperparams({"config": resolved})  # the whole resolved config, not only hparams
-    callbacks = [instantiate(spec) for spec in (cfg.get("callbacks") or {}).values() if spec]
+    callbacks = build_callbacks(cfg, loggers)
     return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
 
@@ -59,11 +67,11 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
 def module_kwargs(cfg: DictConfig, datamodule: pl.LightningDataModule) -> dict[str, Any]:
     return {
         "model_name": str(cfg.model.get("name", "")),
-        "optim": plain(cfg.get("optim")),
+        "optimizer": plain(cfg.get("optimizer")),
+        "scheduler": plain(cfg.get("scheduler")),
         "test_sets": list(datamodule.test_set_names),
         "max_queries": int(cfg.test.max_queries),
         "tile": cfg.test.get("tile"),
-        "num_examples": int(cfg.test.num_examples),
     }
 
 
@@ -82,15 +90,21 @@ def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
     return paths
 
 
+@dataclass
+class Job:
+    """One job of ``train``/``test``: its config, its start, and its trainer once built (the
+    record of a job that failed before has step 0 and no checkpoints)."""
+
+    cfg: DictConfig
+    started: float = field(default_factory=time.time)
+    trainer: pl.Trainer | None = None
+
+
 def write_record(
-    cfg: DictConfig,
-    trainer: pl.Trainer | None,
-    tested: Any,
-    started: float,
-    status: str,
-    error: str | None = None,
+    job: Job, status: str, tested: Any = None, error: str | None = None
 ) -> dict[str, Any]:
-    """Write ``metrics.json`` (rank 0 only) and return its content."""
+    """Write ``metrics.json`` (rank 0 only, stamped with the schema version) and return it."""
+    cfg, trainer = job.cfg, job.trainer
     record = {
         "status": status,
         "mode": str(cfg.mode),
@@ -99,7 +113,7 @@ def write_record(
         "tags": list(cfg.get("tags") or []),
         "overrides": overrides(),
         "git_commit": git_commit(),
-        "wall_time_s": round(time.time() - started, 1),
+        "wall_time_s": round(time.time() - job.started, 1),
         "global_step": trainer.global_step if trainer else 0,
         "checkpoints": checkpoint_paths(trainer) if trainer else {},
         "metrics": metrics_by_loader(tested or []),
@@ -107,12 +121,12 @@ def write_record(
     if error:
         record["error"] = error
     if trainer is None or trainer.is_global_zero:
-        write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", record)
+        return results.write_record(cfg.paths.output_dir, record)
     return record
 
 
 @contextlib.contextmanager
-def recorded_failure(cfg: DictConfig, started: float, state: dict[str, Any]) -> Iterator[None]:
+def recorded_failure(job: Job) -> Iterator[None]:
     """A job that fails or is preempted still leaves a ``metrics.json`` saying so.
 
     SIGTERM (preemption) exits with status 143 after ``last.ckpt`` was saved, so schedulers and
@@ -121,46 +135,43 @@ def recorded_failure(cfg: DictConfig, started: float, state: dict[str, Any]) -> 
     try:
         yield
     except SIGTERMException:
-        write_record(cfg, state.get("trainer"), None, started, "preempted")
+        write_record(job, "preempted")
         raise SystemExit(143) from None
     except Exception as error:
-        write_record(
-            cfg, state.get("trainer"), None, started, "failed", f"{type(error).__name__}: {error}"
-        )
+        write_record(job, "failed", error=f"{type(error).__name__}: {error}")
         raise
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    started = time.time()
+    job = Job(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     module = SRModule(net=plain(cfg.model.net), **module_kwargs(cfg, datamodule))
-    state: dict[str, Any] = {}
-    with isolated_wandb_run(), recorded_failure(cfg, started, state):
-        trainer = state["trainer"] = build_trainer(cfg, build_loggers(cfg.get("logger")))
-        with ddp_job_scope(trainer), warnings.catch_warnings():  # ddp: see sweeps/ddp.py
+    with isolated_wandb_run(), recorded_failure(job):
+        job.trainer = trainer = build_trainer(cfg, build_loggers(cfg.get("logger")))
+        with ddp_job_scope(trainer), warnings.catch_warnings():  # ddp: see runtime/ddp.py
             # Lightning warns that a mid-epoch resume replays the epoch's samples unless the
             # loader has a state_dict; our sampler (data/sampler.py) restarts at the next sample
             # itself (tested: killed mid-epoch and resumed == uninterrupted).
             warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
             tested = trainer.test(module, datamodule=datamodule)
-        return write_record(cfg, trainer, tested, started, "finished")
+        return write_record(job, "finished", tested)
 
 
 def test(cfg: DictConfig) -> dict[str, Any]:
-    started = time.time()
+    job = Job(cfg)
     if not cfg.get("ckpt_path"):
         raise ValueError("mode=test needs ckpt_path=<our .ckpt or an official LIIF/MetaSR .pth>")
     datamodule = build_datamodule(cfg, "test")
     net_config, state = read_checkpoint(cfg.ckpt_path)
     module = SRModule(net=net_config, **module_kwargs(cfg, datamodule))
     module.net.load_state_dict(state)
-    with isolated_wandb_run(), recorded_failure(cfg, started, {}):
-        trainer = build_trainer(cfg, build_loggers(cfg.get("logger")))
+    with isolated_wandb_run(), recorded_failure(job):
+        job.trainer = trainer = build_trainer(cfg, build_loggers(cfg.get("logger")))
         with ddp_job_scope(trainer):
             tested = trainer.test(module, datamodule=datamodule)
-        return write_record(cfg, trainer, tested, started, "finished")
+        return write_record(job, "finished", tested)
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:

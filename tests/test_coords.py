@@ -1,4 +1,4 @@
-"""Claims about the LIIF coordinate convention (METHOD.md §1).
+"""Claims about the LIIF coordinate convention (docs/method.md §1).
 
 Oracles: the closed-form pixel centre ``-1 + (2i + 1) / n`` written out with plain Python loops,
 and ``F.grid_sample(mode="nearest", align_corners=False)`` as a second implementation of the same
@@ -21,7 +21,7 @@ from ipe_lightning.coords import (
 
 
 def centre(i: int, n: int) -> float:
-    # METHOD.md §1: pixel i of n spans [-1 + 2i/n, -1 + 2(i+1)/n]; its centre is the midpoint.
+    # docs/method.md §1: pixel i of n spans [-1 + 2i/n, -1 + 2(i+1)/n]; its centre is the midpoint.
     return ((-1 + 2 * i / n) + (-1 + 2 * (i + 1) / n)) / 2
 
 
@@ -72,6 +72,14 @@ def test_coord_of_indices_equals_the_rows_of_make_coord():
     index = torch.tensor([0, 1, 10, 11, 50, 98, 37])
     got = coord_of_indices(index, size, dtype=torch.float64)
     torch.testing.assert_close(got, make_coord(size, dtype=torch.float64)[index], rtol=0, atol=0)
+
+
+def test_coord_of_indices_are_the_pixel_centres_of_the_row_major_index():
+    height, width = 3, 5
+    got = coord_of_indices(torch.arange(height * width), (height, width), dtype=torch.float64)
+    for k in range(height * width):
+        i, j = divmod(k, width)
+        assert got[k].tolist() == pytest.approx([centre(i, height), centre(j, width)], abs=1e-15)
 
 
 @pytest.mark.parametrize("size", [(4, 6), (5, 3), (1, 7)])

@@ -1,33 +1,58 @@
-"""Whole-image upsampling: tiling and chunking change nothing, and memory is set by the tiles
-(issue 6).
+"""Whole-image upsampling: tiling and chunking change nothing, and memory is set by the tiles.
 
-Oracles: one query of every HR pixel at once (``net(lr, coord, cell)``), the encoder run on the
-whole image, and the encoder's actual dependence on input pixels for its receptive field.
+Every head (LIIF family, MetaSR) goes through the same tiled path. Oracles: one query of every HR
+pixel at once (``net(lr, coord, cell)``), and the sizes of the tensors the tiles make.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import pytest
 import torch
 
 from ipe_lightning import inference
 from ipe_lightning.coords import make_cell, make_coord
-from ipe_lightning.inference import (
-    count_chunks,
-    count_tiles,
-    encode_in_tiles,
-    receptive_radius,
-    upsample,
+from ipe_lightning.inference import count_tiles, upsample
+from ipe_lightning.models import (
+    IPE,
+    LIIF,
+    PE,
+    RDN,
+    Cell,
+    EDSRBaseline,
+    MetaPlain,
+    MetaSR,
+    PlainMLP,
+    SkipMLP,
 )
-from ipe_lightning.models import LIIF, RDN, EDSRBaseline, MetaSR
+from ipe_lightning.tiling import receptive_radius
 
 TOLERANCE = 1e-5
 
 
-def tiny_liif(impl: str = "fast", encoder=None, **kwargs) -> LIIF:
+def tiny_liif(impl: str = "fast", encoder=None, encoding=None, mlp=SkipMLP, **kwargs) -> LIIF:
     torch.manual_seed(0)
     encoder = encoder or EDSRBaseline(n_resblocks=2, n_feats=8)
-    return LIIF(encoder, hidden=(16, 16, 16), bandwidth=4, impl=impl, **kwargs).eval()
+    return LIIF(
+        encoder,
+        encoding=encoding or IPE(4),
+        mlp=partial(mlp, hidden=(16, 16, 16)),
+        impl=impl,
+        **kwargs,
+    ).eval()
+
+
+def tiny_metasr(encoding=None) -> MetaSR:
+    torch.manual_seed(0)
+    return MetaSR(
+        EDSRBaseline(n_resblocks=1, n_feats=4),
+        encoding=encoding or MetaPlain(),
+        mlp=partial(PlainMLP, hidden=(8,)),
+    ).eval()
+
+
+HEADS = {"liif": tiny_liif, "metasr": tiny_metasr}
 
 
 def image(height: int, width: int, batch: int = 2, seed: int = 1) -> torch.Tensor:
@@ -35,7 +60,7 @@ def image(height: int, width: int, batch: int = 2, seed: int = 1) -> torch.Tenso
 
 
 def one_query(net, lr_image: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
-    """Every HR pixel in one query: METHOD.md §4 with no chunks and no tiles."""
+    """Every HR pixel in one query: docs/method.md §4 with no chunks and no tiles."""
     batch = lr_image.shape[0]
     coord = make_coord(hr_size).expand(batch, -1, -1)
     cell = make_cell(hr_size, coord.shape[1]).expand(batch, -1, -1)
@@ -68,20 +93,25 @@ def test_tiled_upsample_equals_one_query_of_every_pixel(impl, tile, small_decode
     assert_agree(upsample(net, lr_image, size=hr_size, tile=tile), expected)
 
 
+@pytest.mark.parametrize("head", sorted(HEADS))
 @pytest.mark.parametrize("max_queries", [1, 13, 100, 100_000])
-def test_chunked_upsample_equals_one_shot(max_queries, small_decoder_tiles):
-    net = tiny_liif()
+def test_chunked_upsample_equals_one_shot(head, max_queries, small_decoder_tiles):
+    net = HEADS[head]()
     lr_image = image(6, 7)
     expected = one_query(net, lr_image, (16, 13))
     assert_agree(upsample(net, lr_image, size=(16, 13), max_queries=max_queries), expected)
 
 
-@pytest.mark.parametrize(
-    "scale", [0.5, 1.0, (3.0, 0.7), 12.0], ids=["x0.5", "x1", "x3_x0.7", "x12"]
-)
-def test_tiles_that_own_few_or_no_hr_pixels(scale, small_decoder_tiles):
-    """Downscaling leaves LR tiles without HR pixels; x12 gives tiles many queries."""
-    net = tiny_liif(encoding="ipe", mlp="skip")
+SCALES = [0.5, 1.0, (3.0, 0.7), 12.0, 1 / 3, (0.4, 2.5)]
+SCALE_IDS = ["x0.5", "x1", "x3_x0.7", "x12", "x1/3", "x0.4_x2.5"]
+
+
+@pytest.mark.parametrize("scale", SCALES, ids=SCALE_IDS)
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_tiles_that_own_few_or_no_hr_pixels(head, scale, small_decoder_tiles):
+    """Downscaling leaves LR tiles without HR pixels (and puts MetaSR's lookup, the pixel's
+    corner, far from its centre); x12 gives tiles many queries."""
+    net = tiny_liif(encoding=IPE(4), mlp=SkipMLP) if head == "liif" else tiny_metasr(IPE(4))
     lr_image = image(9, 10, batch=1)
     hr_size = inference.output_size((9, 10), scale)
     assert_agree(upsample(net, lr_image, scale=scale, tile=4), one_query(net, lr_image, hr_size))
@@ -90,9 +120,9 @@ def test_tiles_that_own_few_or_no_hr_pixels(scale, small_decoder_tiles):
 @pytest.mark.parametrize(
     "config",
     [
-        {"encoding": "cell", "mlp": "plain"},
-        {"encoding": "ipe", "mlp": "skip", "local_ensemble": False},
-        {"encoding": "pe", "mlp": "plain", "feat_unfold": False},
+        {"encoding": Cell(), "mlp": PlainMLP},
+        {"encoding": IPE(4), "mlp": SkipMLP, "local_ensemble": False},
+        {"encoding": PE(4), "mlp": PlainMLP, "feat_unfold": False},
     ],
     ids=["liif", "no_ensemble", "no_unfold"],
 )
@@ -111,40 +141,16 @@ def test_tiled_encoder_with_a_deep_receptive_field_equals_the_whole_image():
     assert_agree(upsample(net, lr_image, scale=1.5, tile=12), one_query(net, lr_image, (60, 34)))
 
 
+@pytest.mark.parametrize("encoding", [MetaPlain(), PE(4), IPE(4)], ids=["plain", "pe", "ipe"])
 @pytest.mark.parametrize("tile", [None, 3, 4, 7])
-def test_metasr_upsamples_whole_images_with_or_without_encoder_tiles(tile):
-    """MetaSR looks features up anywhere: tiles only bound the encoder; the result is the same."""
-    torch.manual_seed(0)
-    net = MetaSR(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(8,)).eval()
+def test_metasr_upsamples_whole_images_with_or_without_encoder_tiles(
+    tile, encoding, small_decoder_tiles
+):
+    """MetaSR reads one LR pixel per query, so it is tiled like LIIF: the result is the same."""
+    net = tiny_metasr(encoding)
     lr_image = image(10, 13)
     expected = one_query(net, lr_image, (23, 29))
     assert_agree(upsample(net, lr_image, size=(23, 29), tile=tile, max_queries=100), expected)
-
-
-def test_metasr_progress_counts_query_chunks():
-    torch.manual_seed(0)
-    net = MetaSR(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(8,)).eval()
-    calls = []
-    upsample(
-        net, image(5, 6), size=(11, 13), max_queries=50, progress=lambda *call: calls.append(call)
-    )
-    total = -(-11 * 13 // 50)  # 143 pixels in chunks of 50: 3
-    assert total == count_chunks((11, 13), 50) == 3
-    assert calls == [(done, total) for done in range(1, total + 1)]
-
-
-def test_encoder_tiles_see_only_their_halo(monkeypatch):
-    """Each encoded piece is at most tile + 2 x receptive radius on a side."""
-    torch.manual_seed(0)
-    net = MetaSR(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(8,)).eval()
-    sides = []
-    encode = net.encode
-    monkeypatch.setattr(net, "encode", lambda lr: sides.append(tuple(lr.shape[-2:])) or encode(lr))
-    feat = encode_in_tiles(net, image(30, 20, batch=1), tile=8)
-    halo = receptive_radius(net.encoder)
-    assert len(sides) == 4 * 3
-    assert max(max(side) for side in sides) <= 8 + 2 * halo
-    assert torch.allclose(feat, encode(image(30, 20, batch=1)), atol=1e-6)
 
 
 @pytest.mark.parametrize("tile", [0, -3, 2.5, True])
@@ -153,58 +159,7 @@ def test_tile_must_be_a_positive_integer(tile):
         upsample(tiny_liif(), image(4, 4), scale=2, tile=tile)
 
 
-@pytest.mark.parametrize(
-    ("encoder", "radius"),
-    [
-        (EDSRBaseline(), 1 + 2 * 16 + 1),
-        (EDSRBaseline(n_resblocks=2, n_feats=8), 1 + 2 * 2 + 1),
-        (RDN(), 1 + 1 + 16 * 8 + 1),
-    ],
-    ids=["edsr_baseline", "edsr_2_blocks", "rdn_b"],
-)
-def test_receptive_radius_counts_the_convolutions(encoder, radius):
-    assert receptive_radius(encoder) == radius
-
-
-@pytest.mark.parametrize(
-    "encoder",
-    [EDSRBaseline(n_resblocks=2, n_feats=4), RDN(n_feats=4, n_blocks=2, n_layers=2, growth=4)],
-    ids=["edsr", "rdn"],
-)
-def test_receptive_radius_is_where_the_features_stop_seeing_the_input(encoder):
-    """Perturbing one input pixel changes the feature ``radius`` pixels away but not one
-    further: the halo is exactly the receptive field for these encoders."""
-    radius = receptive_radius(encoder)
-    size = 2 * radius + 7
-    centre = size // 2
-    torch.manual_seed(0)
-    with torch.no_grad():  # positive weights: no ReLU can hide the bump, so the claim is exact
-        for parameter in encoder.parameters():
-            parameter.uniform_(0.01, 0.1)
-    x = torch.rand(1, 3, size, size)
-    with torch.no_grad():
-        base = encoder(x)
-        bumped = x.clone()
-        bumped[..., centre, centre + radius] += 1.0
-        changed = (encoder(bumped) - base).abs().amax(dim=1)[0]  # (h, w)
-    assert changed[centre, centre] > 0
-    bumped_far = x.clone()
-    bumped_far[..., centre, centre + radius + 1] += 1.0
-    with torch.no_grad():
-        unchanged = (encoder(bumped_far) - base).abs().amax(dim=1)[0]
-    assert unchanged[centre, centre] == 0
-
-
-def test_receptive_radius_refuses_encoders_that_resample():
-    encoder = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.MaxPool2d(2))
-    with pytest.raises(ValueError, match="cannot bound the receptive field"):
-        receptive_radius(encoder)
-    strided = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2, padding=1))
-    with pytest.raises(ValueError, match="stride-1 convolutions"):
-        receptive_radius(strided)
-
-
-def spy_on(net: LIIF, monkeypatch) -> dict[str, list]:
+def spy_on(net, monkeypatch) -> dict[str, list]:
     """Record the size of every decoder table, encoder input and query batch."""
     seen: dict[str, list] = {"table": [], "encoder_input": [], "queries": []}
     prepare, encode, query_grid = net.prepare, net.encode, net.query_grid
@@ -228,13 +183,26 @@ def spy_on(net: LIIF, monkeypatch) -> dict[str, list]:
     return seen
 
 
+# head -> (numbers in the tables of one 4 x 4 decoder tile, LR pixels a tile's encoder crop
+# reaches beyond it besides the receptive radius)
+TILE_TABLES = {
+    # the tile plus the ensemble's neighbours; one 16-wide projection per skip-MLP layer that
+    # reads the input
+    "liif": ((4 + 2) ** 2 * 3 * 16, 1 + 1),
+    # the tile itself (each query reads the pixel it belongs to), its 9C-wide unfolded latent
+    "metasr": (4**2 * 9 * 4, 0 + 1),
+}
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
 def test_memory_is_set_by_tile_and_chunk_sizes_not_by_the_image_size(
-    monkeypatch, small_decoder_tiles
+    head, monkeypatch, small_decoder_tiles
 ):
     """The tensors that grow with the work (decoder tables, encoder inputs, query batches) have
     the same largest size for a 12 x 10 and a 45 x 38 image: the tiles', not the image's."""
-    net = tiny_liif()
-    tile, max_queries, halo = 8, 50, receptive_radius(net.encoder) + 2
+    net = HEADS[head]()
+    table, reach = TILE_TABLES[head]
+    tile, max_queries, halo = 8, 50, receptive_radius(net.encoder) + reach
     largest = {}
     for lr_size in [(12, 10), (45, 38)]:
         seen = spy_on(net, monkeypatch)
@@ -242,27 +210,43 @@ def test_memory_is_set_by_tile_and_chunk_sizes_not_by_the_image_size(
         largest[lr_size] = {key: max(values) for key, values in seen.items()}
         assert len(seen["table"]) == count_tiles(lr_size, tile)
     small, large = largest[(12, 10)], largest[(45, 38)]
-    width = 3 * 16  # fast tables: one 16-wide projection per skip-MLP layer that reads the input
-    assert large["table"] == small["table"] == (4 + 2) ** 2 * width
+    assert large["table"] == small["table"] == table
     assert large["queries"] == small["queries"] == max_queries
     side = tile + 2 * halo
     assert large["encoder_input"] == (side, side) != (45, 38)
     assert small["encoder_input"] == (12, 10)
 
 
-def test_without_tiles_only_the_encoder_sees_the_whole_image(monkeypatch, small_decoder_tiles):
-    net = tiny_liif()
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_without_tiles_only_the_encoder_sees_the_whole_image(
+    head, monkeypatch, small_decoder_tiles
+):
+    net = HEADS[head]()
     seen = spy_on(net, monkeypatch)
     upsample(net, image(30, 20, batch=1), scale=2, tile=None)
     assert seen["encoder_input"] == [(30, 20)]
-    assert max(seen["table"]) == (4 + 2) ** 2 * 3 * 16
+    assert max(seen["table"]) == TILE_TABLES[head][0]
 
 
+def test_encoder_tiles_see_only_their_halo(monkeypatch):
+    """Each encoded piece is at most tile + 2 x (receptive radius + the head's reach) on a side,
+    and the image is cut into ceil(30 / 8) x ceil(20 / 8) pieces."""
+    net = tiny_metasr()
+    seen = spy_on(net, monkeypatch)
+    lr_image = image(30, 20, batch=1)
+    tiled = upsample(net, lr_image, scale=2, tile=8)
+    halo = receptive_radius(net.encoder) + net.lookup_reach + net.table_reach
+    assert len(seen["encoder_input"]) == 4 * 3
+    assert max(max(side) for side in seen["encoder_input"]) <= 8 + 2 * halo
+    assert_agree(tiled, one_query(net, lr_image, (60, 40)))
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
 @pytest.mark.parametrize("tile", [None, 5])
-def test_progress_reports_every_tile_once(tile, small_decoder_tiles):
+def test_progress_reports_every_tile_once(head, tile, small_decoder_tiles):
     calls = []
     upsample(
-        tiny_liif(),
+        HEADS[head](),
         image(11, 9, batch=1),
         scale=2.0,
         tile=tile,

@@ -1,4 +1,4 @@
-"""Claims about the SR metrics (METHOD.md §4), each checked against an independent oracle."""
+"""Claims about the SR metrics (docs/method.md §4), each checked against an independent oracle."""
 
 from __future__ import annotations
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from ipe_lightning.inference import upsample
-from ipe_lightning.models import LIIF, EDSRBaseline
+from ipe_lightning.models import LIIF, Cell, EDSRBaseline, PlainMLP
 from tests.conftest import bundled_photo
 from tests.support.runs import run_script
 
@@ -19,7 +21,8 @@ pytestmark = pytest.mark.slow
 def liif_checkpoint(tmp_path):
     """A small network saved in the official LIIF layout, and the network itself."""
     torch.manual_seed(0)
-    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=8), encoding="cell", mlp="plain", hidden=[16])
+    encoder = EDSRBaseline(n_resblocks=1, n_feats=8)
+    net = LIIF(encoder, encoding=Cell(), mlp=partial(PlainMLP, hidden=[16]))
     sd = {("imnet." + k[4:] if k.startswith("mlp.") else k): v for k, v in net.state_dict().items()}
     args = {
         "encoder_spec": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}},

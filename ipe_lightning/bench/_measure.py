@@ -1,5 +1,5 @@
-"""Shared pieces of the benchmarks: the networks, interleaved timing, common options, the JSON
-report."""
+"""Shared pieces of the benchmarks: the networks, interleaved timing, fresh processes and what the
+kernel counted for them, common options, the JSON report."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ipe_lightning.models import LIIF, EDSRBaseline
+from ipe_lightning.models import IPE, LIIF, Cell, EDSRBaseline, PlainMLP, SkipMLP
 
 IMPLS = ("naive", "fast")
 
@@ -25,8 +27,8 @@ def build_net(model: str, impl: str, seed: int = 0) -> LIIF:
     speed and memory do not depend on the weights' values. The same seed gives both impls the
     same weights."""
     presets = {
-        "ipe_liif": {"encoding": "ipe", "bandwidth": 10, "mlp": "skip"},
-        "liif": {"encoding": "cell", "mlp": "plain"},
+        "ipe_liif": {"encoding": IPE(10), "mlp": SkipMLP},
+        "liif": {"encoding": Cell(), "mlp": PlainMLP},
     }
     if model not in presets:
         raise ValueError(f"unknown model {model!r}; choose one of {sorted(presets)}")
@@ -60,6 +62,60 @@ def interleaved_times(
             synchronize(device)
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def process_usage() -> dict[str, float]:
+    """What the kernel has counted for this process so far, all its threads together: page faults
+    (minor: a page mapped without reading the disk) and CPU seconds in user and kernel mode.
+
+    On a shared machine these hold where wall time does not: other work changes how long a step
+    waits for a core, not how many pages it touches (CPU seconds move a little, with the caches).
+    """
+    import resource  # Unix only, and only the runs that compare allocators need it
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "minor_faults": usage.ru_minflt,
+        "major_faults": usage.ru_majflt,
+        "user_s": usage.ru_utime,
+        "system_s": usage.ru_stime,
+        "max_rss_mib": peak_rss_mib(usage.ru_maxrss),
+    }
+
+
+def peak_rss_mib(ru_maxrss: int) -> float:
+    """This process's peak resident memory: ``VmHWM`` where Linux has it, else ``ru_maxrss``.
+
+    Not ``ru_maxrss`` on Linux: it survives ``exec``, so a child started by ``subprocess`` reports
+    at least the peak of the parent it was forked from.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return ru_maxrss / 1024 ** (2 if sys.platform == "darwin" else 1)  # bytes on macOS, else KiB
+
+
+def in_fresh_process(target: str, kwargs: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """``module:function`` called with ``kwargs`` in a new Python interpreter started with ``env``;
+    its JSON-serialisable result.
+
+    A new interpreter, not a fork: settings read at start-up (the C library's, from ``env``)
+    and at import (``ipe_lightning``'s) apply to it as they would to a user's process.
+    """
+    module, function = target.split(":")
+    code = (
+        f"import json, sys; from {module} import {function} as run; "
+        "print(json.dumps(run(**json.loads(sys.argv[1]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(kwargs)], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{target} failed in a fresh process:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def summary(seconds: list[float], work: float, unit: str) -> dict[str, Any]:

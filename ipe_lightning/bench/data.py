@@ -5,7 +5,7 @@
 
 Writes ``--images`` photo-like PNGs of ``--size`` (bundled photos upscaled with Pillow bicubic
 plus mild sensor-like noise, so they compress and decode like DIV2K's 2K PNGs) to a temporary
-folder, then times METHOD.md §3 training samples (random-scale crop, Pillow bicubic LR,
+folder, then times docs/method.md §3 training samples (random-scale crop, Pillow bicubic LR,
 augmentation, ``sample_q`` queries) in this process, i.e. per dataloader worker:
 
 - ``raw``: every sample decodes its PNG (``decode_rgb``), as without the cache;
@@ -35,6 +35,7 @@ from ipe_lightning.data.datamodule import SRDataModule
 from ipe_lightning.data.degrade import resize_bicubic
 from ipe_lightning.data.images import decode_rgb
 from ipe_lightning.data.sampler import EpochSampler
+from ipe_lightning.data.sources import ImageFolders
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -78,9 +79,7 @@ def time_loader(folder: Path, cache_dir: Path, workers: int, batches: int) -> fl
     """Samples per second through SRDataModule's training loader (batch 16, ``workers``)."""
     images = len(list(folder.iterdir()))
     module = SRDataModule(
-        layout="folder",
-        train_dir=str(folder),
-        val_dir=str(folder),
+        images=ImageFolders(train_dir=folder, val_dir=folder),
         num_workers=workers,
         batch_size=16,
         repeat=math.ceil((batches + 1) * 16 / images),  # one epoch holds every timed batch

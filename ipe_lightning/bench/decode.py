@@ -34,7 +34,7 @@ from ipe_lightning.bench._measure import (
 )
 from ipe_lightning.inference import upsample
 
-# name: (model preset, LR side, scale, issue 6 target speed-up)
+# name: (model preset, LR side, scale, target speed-up)
 CASES: dict[str, tuple[str, int, float, float]] = {
     "ipe_liif_x4": ("ipe_liif", 128, 4.0, 3.5),
     "ipe_liif_x12": ("ipe_liif", 48, 12.0, 4.5),

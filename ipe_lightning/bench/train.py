@@ -1,59 +1,72 @@
-"""Training-step throughput (samples/s), naive and fast decoders side by side.
+"""Training-step throughput (samples/s): naive and fast decoders side by side, and the fast one
+with and without the allocator tuning (page faults, CPU seconds, steps/s).
 
-    python -m ipe_lightning.bench train [--model ipe_liif|liif] [--batch 16] [--repeats 3]
-        [--warmup 1] [--device auto|cpu|cuda] [--precision fp32 [bf16]] [--threads N]
-        [--json out.json]
+    python -m ipe_lightning.bench train [--model ipe_liif|liif] [--batch 16] [--lr-side 48]
+        [--repeats 3] [--warmup 1] [--steps 3] [--allocator auto|compare|skip]
+        [--device auto|cpu|cuda] [--precision fp32 [bf16]] [--threads N] [--json out.json]
 
-One step is the paper's (METHOD.md §3): a batch of 16 LR patches of 48 x 48, 2304 queries per
-sample at a scale drawn from U(1, 4), forward through encoder and decoder, L1 loss, backward and
-an Adam update (lr 1e-4). Inputs are random (speed does not depend on them); both decoders start
-from the same weights and take turns, so they see the same machine load. Issue 6 target on a
-2-core CPU: IPE-LIIF >= 2x.
+One step is the paper's (docs/method.md §3): a batch of 16 LR patches of 48 x 48, 2304 queries
+per sample (``--lr-side`` squared) at a scale drawn from U(1, 4), forward through encoder and
+decoder, L1 loss, backward and an Adam update (lr 1e-4). Inputs are random (speed does not depend
+on them); both decoders start from the same weights and take turns, so they see the same machine
+load. Target on a 2-core CPU: IPE-LIIF fast >= 2x naive.
+
+Allocator (``--allocator compare``, the default on a CPU with glibc): the fast step in fresh
+processes, ``--repeats`` with the tuning of ``ipe_lightning.allocator`` and as many with glibc's
+defaults (``IPE_LIGHTNING_MALLOC_TUNING=0``), alternating (on off off on ...), each ``--warmup``
+untimed and ``--steps`` timed steps on the same seed and shapes. Minor page faults and system
+time are counted by the kernel and hold on a busy machine; steps/s does not.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from typing import Any
 
 import torch
 
+from ipe_lightning import allocator
 from ipe_lightning.bench._measure import (
     IMPLS,
     add_timing_options,
     autocast,
     build_net,
     finish,
+    in_fresh_process,
     interleaved_times,
     new_report,
     pick_device,
+    process_usage,
     ratios,
     set_threads,
     summary,
 )
 from ipe_lightning.coords import coord_of_indices
 
-LR_SIDE = 48  # METHOD.md §3: 48 x 48 LR patches
-QUERIES = LR_SIDE * LR_SIDE  # 2304 HR pixels per sample
+LR_SIDE = 48  # docs/method.md §3: 48 x 48 LR patches, as many queries (2304) per sample
 TARGET_SPEEDUP = 2.0
+SETTINGS = ("on", "off")  # allocator tuning
 
 
-def training_batch(batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random LR patches with queries as the training sampler draws them (METHOD.md §3)."""
+def training_batch(batch: int, seed: int = 0, lr_side: int = LR_SIDE) -> dict[str, torch.Tensor]:
+    """Random LR patches with queries as the training sampler draws them (docs/method.md §3)."""
+    queries = lr_side * lr_side
     generator = torch.Generator().manual_seed(seed)
     coords, cells = [], []
     for _ in range(batch):
         scale = 1 + 3 * torch.rand((), generator=generator).item()  # s ~ U(1, 4)
-        hr_side = round(LR_SIDE * scale)
-        index = torch.randperm(hr_side * hr_side, generator=generator)[:QUERIES]
+        hr_side = round(lr_side * scale)
+        index = torch.randperm(hr_side * hr_side, generator=generator)[:queries]
         coords.append(coord_of_indices(index, (hr_side, hr_side)))
-        cells.append(torch.tensor([2 / hr_side, 2 / hr_side]).expand(QUERIES, 2))
+        cells.append(torch.tensor([2 / hr_side, 2 / hr_side]).expand(queries, 2))
     return {
-        "lr": (torch.rand(batch, 3, LR_SIDE, LR_SIDE, generator=generator) - 0.5) / 0.5,
+        "lr": (torch.rand(batch, 3, lr_side, lr_side, generator=generator) - 0.5) / 0.5,
         "coord": torch.stack(coords),
         "cell": torch.stack(cells),
-        "gt": (torch.rand(batch, QUERIES, 3, generator=generator) - 0.5) / 0.5,
+        "gt": (torch.rand(batch, queries, 3, generator=generator) - 0.5) / 0.5,
     }
 
 
@@ -71,15 +84,26 @@ def training_step(net: torch.nn.Module, optimizer, batch: dict, device, precisio
     return step
 
 
+def prepared_step(model: str, impl: str, batch_size: int, lr_side: int, device, precision: str):
+    """A step on fresh weights, a fresh Adam and the benchmark's batch (seed 0 for all three)."""
+    batch = {k: v.to(device) for k, v in training_batch(batch_size, lr_side=lr_side).items()}
+    net = build_net(model, impl).to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    return training_step(net, optimizer, batch, device, precision)
+
+
 def train_case(
-    model: str, batch_size: int, repeats: int, warmup: int, device: torch.device, precision: str
+    model: str,
+    batch_size: int,
+    repeats: int,
+    warmup: int,
+    device: torch.device,
+    precision: str,
+    lr_side: int = LR_SIDE,
 ) -> dict[str, Any]:
-    batch = {k: v.to(device) for k, v in training_batch(batch_size).items()}
-    steps = {}
-    for impl in IMPLS:
-        net = build_net(model, impl).to(device).train()
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.999))
-        steps[impl] = training_step(net, optimizer, batch, device, precision)
+    steps = {
+        impl: prepared_step(model, impl, batch_size, lr_side, device, precision) for impl in IMPLS
+    }
     times = interleaved_times(steps, repeats, warmup, device)
     results = {impl: summary(times[impl], batch_size, "samples_per_s") for impl in IMPLS}
     for impl in IMPLS:
@@ -87,13 +111,152 @@ def train_case(
     return {
         "model": model,
         "batch": batch_size,
-        "lr_size": [LR_SIDE, LR_SIDE],
-        "queries_per_sample": QUERIES,
+        "lr_size": [lr_side, lr_side],
+        "queries_per_sample": lr_side * lr_side,
         "precision": precision,
         **results,
         **ratios(results),
         "target_speedup": TARGET_SPEEDUP if model == "ipe_liif" else None,
     }
+
+
+def allocator_process(
+    model: str,
+    batch_size: int,
+    lr_side: int,
+    warmup: int,
+    steps: int,
+    precision: str,
+    threads: int | None,
+) -> dict[str, Any]:
+    """Run in a fresh process (``in_fresh_process``): the fast step on the CPU, ``warmup`` untimed
+    then ``steps`` timed, and what the kernel counted for the timed ones."""
+    set_threads(threads)
+    device = torch.device("cpu")
+    step = prepared_step(model, "fast", batch_size, lr_side, device, precision)
+    for _ in range(warmup):
+        step()
+    faults_each_step = []
+    before, start = process_usage(), time.perf_counter()
+    for _ in range(steps):
+        faults = process_usage()["minor_faults"]
+        step()
+        faults_each_step.append(process_usage()["minor_faults"] - faults)
+    wall_s, after = time.perf_counter() - start, process_usage()
+    counted = {
+        k: after[k] - before[k] for k in ("minor_faults", "major_faults", "user_s", "system_s")
+    }
+    return {
+        "allocator": allocator.keep_freed_memory().state,
+        "steps": steps,
+        **{k: round(v, 3) for k, v in counted.items()},
+        "minor_faults_each_step": faults_each_step,
+        "wall_s": round(wall_s, 3),
+        "steps_per_s": round(steps / wall_s, 4),
+        "max_rss_mib": round(after["max_rss_mib"], 1),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def alternating(repeats: int) -> list[str]:
+    """on off, off on, on off, ...: each setting runs first as often as second, so a load that
+    rises or falls during the run weighs on both alike."""
+    return [s for i in range(repeats) for s in (SETTINGS if i % 2 == 0 else SETTINGS[::-1])]
+
+
+def setting_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per timed step, the median over processes; steps/s best and median."""
+
+    def per_step(key: str) -> float:
+        return statistics.median(run[key] / run["steps"] for run in runs)
+
+    speeds = [run["steps_per_s"] for run in runs]
+    return {
+        "minor_faults_per_step": round(per_step("minor_faults")),
+        "system_s_per_step": round(per_step("system_s"), 3),
+        "user_s_per_step": round(per_step("user_s"), 3),
+        "steps_per_s": max(speeds),
+        "steps_per_s_median": round(statistics.median(speeds), 4),
+        "max_rss_mib": max(run["max_rss_mib"] for run in runs),
+        "runs": runs,
+    }
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 3) if denominator else None
+
+
+def allocator_case(
+    model: str,
+    batch_size: int,
+    lr_side: int,
+    repeats: int,
+    warmup: int,
+    steps: int,
+    precision: str,
+    threads: int | None,
+) -> dict[str, Any]:
+    """The fast step with the allocator tuning on and off, each run in its own fresh process."""
+    kwargs = dict(
+        model=model,
+        batch_size=batch_size,
+        lr_side=lr_side,
+        warmup=warmup,
+        steps=steps,
+        precision=precision,
+        threads=threads,
+    )
+    order = alternating(repeats)
+    runs: dict[str, list[dict[str, Any]]] = {setting: [] for setting in SETTINGS}
+    for setting in order:
+        env = allocator.child_environment(tuned=setting == "on")
+        runs[setting].append(
+            in_fresh_process("ipe_lightning.bench.train:allocator_process", kwargs, env)
+        )
+    on, off = (setting_summary(runs[setting]) for setting in SETTINGS)
+    return {
+        "impl": "fast",
+        "switch": f"{allocator.SWITCH}=0 for off",
+        "order": order,
+        "warmup_steps_per_process": warmup,
+        "timed_steps_per_process": steps,
+        "on": on,
+        "off": off,
+        "minor_faults_off_over_on": _ratio(
+            off["minor_faults_per_step"], on["minor_faults_per_step"]
+        ),
+        "system_s_off_over_on": _ratio(off["system_s_per_step"], on["system_s_per_step"]),
+        "user_s_off_over_on": _ratio(off["user_s_per_step"], on["user_s_per_step"]),
+        "speedup_on_over_off": _ratio(on["steps_per_s"], off["steps_per_s"]),
+        "speedup_on_over_off_median": _ratio(on["steps_per_s_median"], off["steps_per_s_median"]),
+    }
+
+
+def allocator_lines(key: str, case: dict[str, Any]) -> list[str]:
+    """The allocator comparison as a small table, for the terminal."""
+    on, off = case["on"], case["off"]
+    n = len(case["order"]) // 2
+    lines = [
+        f"{key} allocator, fast step, {n} fresh processes per setting x "
+        f"{case['timed_steps_per_process']} timed steps (order {' '.join(case['order'])}):",
+        f"  {'':<16}{'minor faults/step':>18}{'system s/step':>15}{'user s/step':>13}"
+        f"{'steps/s':>9}",
+    ]
+    for name, row in (("tuned (on)", on), ("glibc default", off)):
+        lines.append(
+            f"  {name:<16}{row['minor_faults_per_step']:>18,}{row['system_s_per_step']:>15.3f}"
+            f"{row['user_s_per_step']:>13.3f}{row['steps_per_s']:>9.3f}"
+        )
+
+    def times(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}x"
+
+    lines.append(
+        f"  {'off / on':<16}{times(case['minor_faults_off_over_on']):>18}"
+        f"{times(case['system_s_off_over_on']):>15}{times(case['user_s_off_over_on']):>13}"
+        f"{times(case['speedup_on_over_off']):>9} (steps/s: on / off)"
+    )
+    return lines
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -102,6 +265,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--model", choices=["ipe_liif", "liif"], default="ipe_liif")
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument(
+        "--lr-side", type=int, default=LR_SIDE, help="LR patch side; queries = its square"
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=["auto", "compare", "skip"],
+        default="auto",
+        help="compare the allocator tuning on and off (auto: on a CPU with glibc)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=3, help="timed steps per process of the allocator comparison"
+    )
     add_timing_options(parser)
     return parser.parse_args(argv)
 
@@ -110,13 +285,30 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     device = pick_device(args.device)
+    compare = args.allocator == "compare" or (
+        args.allocator == "auto" and device.type == "cpu" and allocator.glibc_version() is not None
+    )
     report = new_report("train", argv, device)
+    report["environment"]["allocator"] = allocator.keep_freed_memory().state
     for precision in args.precision:
         key = f"{args.model}_{precision}"
-        report["cases"][key] = train_case(
-            args.model, args.batch, args.repeats, args.warmup, device, precision
+        case = train_case(
+            args.model, args.batch, args.repeats, args.warmup, device, precision, args.lr_side
         )
-        print(f"{key}: {report['cases'][key]['speedup_best']}x", file=sys.stderr)
+        print(f"{key}: fast {case['speedup_best']}x naive", file=sys.stderr)
+        if compare:
+            case["allocator"] = allocator_case(
+                args.model,
+                args.batch,
+                args.lr_side,
+                args.repeats,
+                args.warmup,
+                args.steps,
+                precision,
+                args.threads,
+            )
+            print("\n".join(allocator_lines(key, case["allocator"])), file=sys.stderr)
+        report["cases"][key] = case
     return finish(report, args.json)
 
 

@@ -1,5 +1,6 @@
-"""Data: image sources (folders, decoded cache, bundled photos) → degradation (Pillow bicubic) →
-training samples and evaluation sets → the LightningDataModule (METHOD.md §3-§5)."""
+"""Data: image sources (DIV2K, benchmarks, folders, bundled photos) read through the decoded cache
+→ degradation (Pillow bicubic) → training samples and evaluation sets → the LightningDataModule
+(docs/method.md §3-§5)."""
 
 from ipe_lightning.data.bundled import HELD_OUT_PHOTOS, TRAIN_PHOTOS, photo_path
 from ipe_lightning.data.cache import DecodedCache, default_cache_dir
@@ -12,29 +13,42 @@ from ipe_lightning.data.eval_sets import (
     build_eval_datasets,
     collate_eval,
     resolve_shave,
-    scale_tag,
 )
 from ipe_lightning.data.images import (
     BadImageError,
     DataWarning,
+    ImageReader,
     decode_rgb,
     list_images,
     scan_images,
 )
 from ipe_lightning.data.layouts import DatasetNotFoundError
 from ipe_lightning.data.sampler import EpochSampler
+from ipe_lightning.data.sources import (
+    DIV2K,
+    Benchmark,
+    BundledPhotos,
+    ImageFolders,
+    ImageSource,
+)
 
 __all__ = [
+    "DIV2K",
     "HELD_OUT_PHOTOS",
     "TRAIN_PHOTOS",
     "Augmentation",
     "BadImageError",
+    "Benchmark",
+    "BundledPhotos",
     "DataWarning",
     "DatasetNotFoundError",
     "DecodedCache",
     "EpochSampler",
     "EvalImages",
     "EvalSetSpec",
+    "ImageFolders",
+    "ImageReader",
+    "ImageSource",
     "SRDataModule",
     "TrainingPatches",
     "build_eval_datasets",
@@ -47,7 +61,6 @@ __all__ = [
     "photo_path",
     "resize_bicubic",
     "resolve_shave",
-    "scale_tag",
     "scan_images",
     "training_sample",
 ]

@@ -1,4 +1,4 @@
-"""The training sample of METHOD.md §3 as a pure function of an HR image and a random generator.
+"""The training sample (docs/method.md §3) as a pure function of an HR image and a generator.
 
 One sample (LIIF ``SRImplicitDownsampled`` with ``inp_size`` set, and its ``augment`` option):
 
@@ -7,8 +7,8 @@ One sample (LIIF ``SRImplicitDownsampled`` with ``inp_size`` set, and its ``augm
 3. the LR: Pillow bicubic of the uint8 crop to ``inp_size x inp_size``;
 4. with probability 1/2 each, in this order and identically for LR and HR: reverse the rows,
    reverse the columns, transpose;
-5. ``sample_q`` HR pixels without replacement as queries: their LIIF centres (METHOD.md §1) in the
-   (square) crop, the cell ``2 / side``, and their RGB as the target.
+5. ``sample_q`` HR pixels without replacement as queries: their LIIF centres (docs/method.md §1)
+   in the (square) crop, the cell ``2 / side``, and their RGB as the target.
 
 The random draws are made in that order from the given ``numpy.random.Generator``, so a sample is a
 function of the image and the generator's seed alone.
@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from ipe_lightning.coords import coord_of_indices, make_cell
 from ipe_lightning.data.degrade import resize_bicubic
-from ipe_lightning.data.images import DataWarning, ImageSource
+from ipe_lightning.data.images import DataWarning, ImageReader
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class TrainingPatches(Dataset):
     def __init__(
         self,
         paths: Sequence[Path],
-        source: ImageSource,
+        reader: ImageReader,
         *,
         repeat: int = 1,
         inp_size: int = 48,
@@ -173,7 +173,7 @@ class TrainingPatches(Dataset):
         if repeat < 1:
             raise ValueError(f"repeat must be a positive integer, got {repeat}")
         self.paths = list(paths)
-        self.source = source
+        self.reader = reader
         self.repeat = repeat
         self.options = {
             "inp_size": inp_size,
@@ -195,7 +195,7 @@ class TrainingPatches(Dataset):
         index, sample_seed = key
         path = self.paths[index % len(self.paths)]
         try:
-            hr = self.source(path)
+            hr = self.reader(path)
         except Exception as err:
             raise RuntimeError(f"could not read training image {path}: {err}") from err
         return training_sample(hr, np.random.default_rng(sample_seed), **self.options)

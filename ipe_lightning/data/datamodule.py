@@ -1,12 +1,11 @@
 """The LightningDataModule: training patches, LIIF-style validation patches, evaluation sets.
 
-``layout`` picks the training images:
-
-- ``bundled``: the scikit-image training photos; validation on the held-out photos
-  (:mod:`ipe_lightning.data.bundled`);
-- ``div2k``: ``<root>/DIV2K/DIV2K_train_HR``; validation on the first ``val_first_k`` images of
-  ``DIV2K_valid_HR`` (LIIF's ``first_k: 10``, ``repeat: 160``);
-- ``folder``: any HR folders ``train_dir`` and ``val_dir``.
+``images`` (an image source, :mod:`ipe_lightning.data.sources`) gives the training and validation
+images: DIV2K trains on ``DIV2K_train_HR`` and validates on the first ``val_first_k`` images of
+``DIV2K_valid_HR`` (LIIF's ``first_k: 10``, ``repeat: 160``); the bundled photos train on the
+training photos and validate on the held-out ones; plain folders on ``train_dir`` and ``val_dir``.
+``eval_sets`` maps set names to their specs (:mod:`ipe_lightning.data.eval_sets`), one test loader
+per (set, scale) in the mapping's order.
 
 Call :meth:`SRDataModule.check` before building a model: it finds missing folders, unreadable
 files and too-small images by reading headers only, and raises (or, with ``skip_bad``, warns).
@@ -23,48 +22,48 @@ restored epoch and batch counters. Test loaders are not sharded: every rank sees
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from ipe_lightning.data import bundled
+from ipe_lightning.configs import plain
 from ipe_lightning.data.cache import DecodedCache
 from ipe_lightning.data.crops import TrainingPatches, images_fitting_crop
-from ipe_lightning.data.eval_sets import EvalImages, build_eval_datasets, collate_eval
-from ipe_lightning.data.images import ImageSource, decode_rgb, readable_images
-from ipe_lightning.data.layouts import (
-    FOLDER_LAYOUT,
-    div2k_train_dir,
-    div2k_valid_dir,
-    require_images,
-    require_root,
+from ipe_lightning.data.eval_sets import (
+    EvalImages,
+    EvalSetSpec,
+    build_eval_datasets,
+    collate_eval,
+)
+from ipe_lightning.data.images import (
+    ImageReader,
+    ScanResult,
+    decode_rgb,
+    readable_images,
+    scan_images,
 )
 from ipe_lightning.data.sampler import TRAIN_STREAM, VAL_STREAM, EpochSampler
-
-TRAIN_LAYOUTS = ("bundled", "div2k", "folder")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
+from ipe_lightning.data.sources import BundledPhotos, ImageSource, require_source
 
 
 class SRDataModule(pl.LightningDataModule):
-    """Training/validation batches (METHOD.md §3) and one test loader per (set, scale) (§4).
+    """Training/validation batches (docs/method.md §3) and one test loader per (set, scale) (§4).
 
     Training and validation batches are dicts of float32 ``lr (B, 3, inp_size, inp_size)``,
     ``coord (B, Q, 2)``, ``cell (B, Q, 2)``, ``gt (B, Q, 3)``; images in ``[0, 1]``, coordinates
     in the LIIF convention, no normalisation. Test batches: see :func:`collate_eval`.
+
+    ``root``, ``train_dir`` and ``val_dir`` are what users set (``data.root=...``); the configs hand
+    them on to ``images`` and to ``eval.root``. The module reads images only through ``images``
+    and ``eval_sets``.
     """
 
     def __init__(
         self,
-        layout: str = "bundled",
+        images: ImageSource | None = None,
         root: str | None = None,
         train_dir: str | None = None,
         val_dir: str | None = None,
@@ -83,18 +82,23 @@ class SRDataModule(pl.LightningDataModule):
         cache: bool = True,
         cache_dir: str | None = None,
         skip_bad: bool = False,
-        eval_sets: Sequence[Mapping[str, Any]] = (),
+        eval_sets: Mapping[str, Mapping[str, Any]] | None = None,
         pin_memory: bool = False,
         persistent_workers: bool = True,
     ) -> None:
         super().__init__()
-        if layout not in TRAIN_LAYOUTS:
-            raise ValueError(f"data.layout must be one of {TRAIN_LAYOUTS}, got {layout!r}")
+        images = BundledPhotos() if images is None else require_source(images, "data.images")
         if not 0 < scale_min <= scale_max:
             raise ValueError(
                 f"need 0 < data.scale_min <= data.scale_max, got {scale_min}, {scale_max}"
             )
-        self.layout = layout
+        eval_sets = plain(eval_sets) or {}
+        if not isinstance(eval_sets, Mapping):
+            raise ValueError(
+                "eval_sets must map set names to their specs (eval.sets in conf/eval), "
+                f"got {type(eval_sets).__name__}"
+            )
+        self.images = images
         self.root = root
         self.train_dir = train_dir
         self.val_dir = val_dir
@@ -113,7 +117,7 @@ class SRDataModule(pl.LightningDataModule):
         self.cache = cache
         self.cache_dir = cache_dir
         self.skip_bad = skip_bad
-        self.eval_sets = list(_plain(eval_sets) or [])
+        self.eval_sets = dict(eval_sets)
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
         self.train_paths: list[Path] = []
@@ -128,63 +132,45 @@ class SRDataModule(pl.LightningDataModule):
     # -- inputs ---------------------------------------------------------------------------------
 
     @property
-    def source(self) -> ImageSource:
+    def reader(self) -> ImageReader:
         """How images are read: the decoded cache, or decoding every time (``cache=False``)."""
         return DecodedCache(self.cache_dir) if self.cache else decode_rgb
 
-    def _training_folders(self) -> tuple[list[Path], list[Path], str]:
-        if self.layout == "bundled":
-            return bundled.train_photos(), bundled.held_out_photos(), "the bundled photos"
-        if self.layout == "div2k":
-            root = require_root(
-                self.root,
-                "data.root",
-                "data=div2k needs the folder that holds DIV2K/ (and benchmark/)",
-                env_var="IPE_DATA_ROOT",
-            )
-            train = require_images(div2k_train_dir(root), "DIV2K training HR")
-            val = require_images(div2k_valid_dir(root), "DIV2K validation HR")
-            return train, val, "DIV2K"
-        train_dir = require_root(
-            self.train_dir,
-            "data.train_dir",
-            "data=folder needs a folder of training HR images",
-            layout=FOLDER_LAYOUT,
-        )
-        val_dir = require_root(
-            self.val_dir,
-            "data.val_dir",
-            "data=folder needs a folder of validation HR images",
-            layout=FOLDER_LAYOUT,
-        )
-        train = require_images(train_dir, "data.train_dir", FOLDER_LAYOUT)
-        val = require_images(val_dir, "data.val_dir", FOLDER_LAYOUT)
-        return train, val, "the folders"
+    def scan(self, paths: Iterable[Path]) -> ScanResult:
+        """How :meth:`check` inspects every file before use (training, validation and test HR,
+        provided LR): a header scan, cheap, decodes nothing."""
+        return scan_images(paths)
 
     def _usable(self, paths: list[Path], what: str) -> list[Path]:
-        sizes = readable_images(paths, skip_bad=self.skip_bad, what=what)
+        sizes = readable_images(paths, skip_bad=self.skip_bad, what=what, scan=self.scan)
         if not sizes:
             raise ValueError(f"no readable image left in {what}")
         return images_fitting_crop(sizes, self.inp_size, self.scale_max, what=what)
 
     def check(self, stage: str | None = None) -> None:
-        """Find every input problem now, reading headers only (cheap; each part checked once).
+        """Find every input problem now, with :meth:`scan` (each part checked once).
 
         ``stage`` as in Lightning's ``setup``: ``"fit"``/``"validate"`` check the training and
         validation images, ``"test"`` the evaluation sets, ``None`` both.
         """
         if stage in (None, "fit", "validate") and not self._checked_training:
-            train, val, name = self._training_folders()
+            train, val = self.images.train_images(), self.images.val_images()
             if self.val_first_k is not None:
                 val = val[: self.val_first_k]  # LIIF first_k: the first images by file name
+            name = self.images.what
             self.train_paths = self._usable(train, f"training images of {name}")
             self.val_paths = self._usable(val, f"validation images of {name}")
             self._checked_training = True
         if stage in (None, "test") and not self._checked_eval:
             self.eval_datasets = [
                 named
-                for spec in self.eval_sets
-                for named in build_eval_datasets(spec, self.source, skip_bad=self.skip_bad)
+                for name, spec in self.eval_sets.items()
+                for named in build_eval_datasets(
+                    EvalSetSpec.from_config(name, spec),
+                    self.reader,
+                    skip_bad=self.skip_bad,
+                    scan=self.scan,
+                )
             ]
             self._checked_eval = True
         if self.cache and not self._cleaned_cache:
@@ -234,7 +220,7 @@ class SRDataModule(pl.LightningDataModule):
     def _patches(self, paths: list[Path], repeat: int, augment: bool) -> TrainingPatches:
         return TrainingPatches(
             paths,
-            self.source,
+            self.reader,
             repeat=repeat,
             inp_size=self.inp_size,
             scale_min=self.scale_min,

@@ -1,8 +1,9 @@
-"""Degradation: Pillow bicubic downsampling of uint8 images and the METHOD.md §4 crop rule.
+"""Degradation: Pillow bicubic downsampling of uint8 images and the docs/method.md §4 crop rule.
 
 Pillow's ``Image.resize(..., BICUBIC)`` is antialiased (its kernel widens with the downscale
-factor) and works on the uint8 image, as in the LIIF code base (METHOD.md §3, §4). Other bicubic
-implementations (torch, MATLAB ``imresize``) give different pixels and must not be swapped in.
+factor) and works on the uint8 image, as in the LIIF code base (docs/method.md §3, §4). Other
+bicubic implementations (torch, MATLAB ``imresize``) give different pixels and must not be swapped
+in.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from ipe_lightning.inference import as_scale_pair
+from ipe_lightning.scales import as_scale_pair
 
 # LIIF test code: floor(H / s + 1e-9), so that e.g. 300 / (300 / 7) is 7, not 6.999...
 _FLOOR_EPS = 1e-9
@@ -31,7 +32,7 @@ def resize_bicubic(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def generated_lr_size(hr_size: tuple[int, int], scale: float | Sequence[float]) -> tuple[int, int]:
-    """``(floor(H / s_h + 1e-9), floor(W / s_w + 1e-9))`` (METHOD.md §4)."""
+    """``(floor(H / s_h + 1e-9), floor(W / s_w + 1e-9))`` (docs/method.md §4)."""
     scale_h, scale_w = as_scale_pair(scale)
     return (
         math.floor(hr_size[0] / scale_h + _FLOOR_EPS),
@@ -40,13 +41,13 @@ def generated_lr_size(hr_size: tuple[int, int], scale: float | Sequence[float]) 
 
 
 def generated_hr_size(lr_size: tuple[int, int], scale: float | Sequence[float]) -> tuple[int, int]:
-    """The HR crop of a generated pair: ``(round(h·s_h), round(w·s_w))`` (METHOD.md §4)."""
+    """The HR crop of a generated pair: ``(round(h·s_h), round(w·s_w))`` (docs/method.md §4)."""
     scale_h, scale_w = as_scale_pair(scale)
     return round(lr_size[0] * scale_h), round(lr_size[1] * scale_w)
 
 
 def generate_lr(hr: np.ndarray, scale: float | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """``(lr, hr_crop)`` for any scale, METHOD.md §4 (LIIF ``SRImplicitDownsampled`` at test).
+    """``(lr, hr_crop)`` for any scale, docs/method.md §4 (LIIF ``SRImplicitDownsampled`` at test).
 
     The HR is cropped from the top-left corner to ``round(h_lr·s) x round(w_lr·s)`` and ``lr`` is
     Pillow bicubic of that crop.
@@ -68,5 +69,5 @@ def paired_lr_matches(hr_size: tuple[int, int], lr_size: tuple[int, int], scale:
 
 
 def crop_to_paired_lr(hr: np.ndarray, lr: np.ndarray, scale: int) -> np.ndarray:
-    """The HR cropped to ``LR·s`` (METHOD.md §4, LIIF ``SRImplicitPaired``)."""
+    """The HR cropped to ``LR·s`` (docs/method.md §4, LIIF ``SRImplicitPaired``)."""
     return np.ascontiguousarray(hr[: lr.shape[0] * scale, : lr.shape[1] * scale])

@@ -1,24 +1,21 @@
-"""Evaluation sets (METHOD.md §4): one dataset per (set, scale), items ready for the metrics.
+"""Evaluation sets (docs/method.md §4): one dataset per (set, scale), items ready for the metrics.
 
-A set is described by a spec (one entry of ``eval.sets`` in ``conf/eval/*.yaml``):
+A set is a name and a spec (``eval.sets.<name>`` in ``conf/eval/sets/*.yaml``):
 
-``name``     the name in logs: ``test/<name>/x<scale>/...``
-``layout``   ``div2k`` (``<root>/DIV2K/DIV2K_valid_HR``), ``benchmark``
-             (``<root>/benchmark/<subdir>``), ``bundled`` (the held-out scikit-image photos) or
-             ``folder`` (``root`` is an HR folder)
+``images``   an image source (:mod:`ipe_lightning.data.sources`): ``DIV2K``, ``Benchmark``,
+             ``ImageFolders`` or ``BundledPhotos``; its test images and its provided LR files
 ``scales``   a list whose entries are a number ``s`` or a pair ``[s_h, s_w]``
-``channel``  where the metrics are computed: ``rgb`` or ``y`` (BT.601 luma, METHOD.md §4)
+``channel``  where the metrics are computed: ``rgb`` or ``y`` (BT.601 luma, docs/method.md §4)
 ``shave``    border pixels left out of the metrics: an integer, or a rule resolved per scale:
              ``scale`` = ``ceil(max(s_h, s_w))`` (benchmarks: ``s``) and
              ``scale_plus_6`` = ``ceil(max(s_h, s_w)) + 6`` (LIIF test code: DIV2K ``s + 6``)
-``root``     the data root (``div2k``/``benchmark``) or the HR folder (``folder``)
-``subdir``   the benchmark's folder name (``Set5``, ``Set14``, ``B100``, ``Urban100``)
-``paired``   use the provided bicubic LR files for x2/x3/x4 (default true; ``div2k``/``benchmark``)
+``paired``   use the provided bicubic LR files where the source has them (default true)
 
-LR inputs: at x2, x3, x4 of a paired set the provided LR file, with the HR cropped to ``LR·s``;
-at any other scale (non-integer and per-axis included) the METHOD.md §4 crop rule and Pillow
-bicubic. Items are ``lr (3, h, w)``, ``hr (3, H, W)`` float32 in ``[0, 1]``, ``name``, ``scale``
-``(s_h, s_w)``, ``channel`` and the resolved integer ``shave``.
+The name appears in logs as ``test/<name>/x<scale>/...``. LR inputs: at a scale where the source
+ships LR files (x2, x3, x4 of DIV2K and the benchmarks) the provided LR file, with the HR cropped
+to ``LR·s``; at any other scale (non-integer and per-axis included) the docs/method.md §4 crop rule
+and Pillow bicubic. Items are ``lr (3, h, w)``, ``hr (3, H, W)`` float32 in ``[0, 1]``, ``name``,
+``scale`` ``(s_h, s_w)``, ``channel`` and the resolved integer ``shave``.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from ipe_lightning.data import bundled
 from ipe_lightning.data.crops import to_tensor_image
 from ipe_lightning.data.degrade import (
     crop_to_paired_lr,
@@ -40,39 +36,13 @@ from ipe_lightning.data.degrade import (
     generated_lr_size,
     paired_lr_matches,
 )
-from ipe_lightning.data.images import ImageSource, readable_images, scan_images
-from ipe_lightning.data.layouts import (
-    FOLDER_LAYOUT,
-    PAIRED_SCALES,
-    DatasetNotFoundError,
-    benchmark_hr_dir,
-    benchmark_lr_dir,
-    div2k_lr_dir,
-    div2k_valid_dir,
-    paired_lr_path,
-    require_dir,
-    require_images,
-    require_root,
-)
-from ipe_lightning.inference import as_scale_pair
+from ipe_lightning.data.images import ImageReader, Scan, readable_images, scan_images
+from ipe_lightning.data.layouts import DatasetNotFoundError, require_dir
+from ipe_lightning.data.sources import ImageSource, require_source
+from ipe_lightning.scales import Scale, as_scale_pair, scale_tag
 
-LAYOUTS = ("div2k", "benchmark", "bundled", "folder")
 CHANNELS = ("rgb", "y")
 SHAVE_RULES = ("scale", "scale_plus_6")
-
-Scale = tuple[float, float]
-
-
-def scale_tag(scale: float | Sequence[float]) -> str:
-    """``x2``, ``x2.5``, ``x2.5x3`` (per-axis): how a scale appears in names and logs."""
-    scale_h, scale_w = as_scale_pair(scale)
-
-    def number(value: float) -> str:
-        return str(int(value)) if value.is_integer() else repr(value)
-
-    if scale_h == scale_w:
-        return f"x{number(scale_h)}"
-    return f"x{number(scale_h)}x{number(scale_w)}"
 
 
 def resolve_shave(rule: str | int, scale: float | Sequence[float]) -> int:
@@ -97,30 +67,24 @@ class EvalSetSpec:
     """One evaluation set (see the module docstring)."""
 
     name: str
-    layout: str
+    images: ImageSource
     scales: tuple[Scale, ...]
     channel: str = "y"
     shave: str | int = "scale"
-    root: str | None = None
-    subdir: str | None = None
     paired: bool = True
 
     @classmethod
-    def from_config(cls, spec: Mapping[str, Any]) -> EvalSetSpec:
-        """Validate a config entry; unknown keys and bad values are errors naming the set."""
+    def from_config(cls, name: str, spec: Mapping[str, Any]) -> EvalSetSpec:
+        """Validate the config of set ``name``; unknown keys and bad values are errors naming it."""
+        if not name or not isinstance(name, str) or "/" in name:
+            raise ValueError(f"an eval set needs a name without '/', got {name!r}")
         spec = dict(spec)
-        name = spec.get("name")
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) - {"name"}
         if unknown := set(spec) - known:
             raise ValueError(
                 f"eval set {name!r}: unknown keys {sorted(unknown)}, known: {sorted(known)}"
             )
-        if not name or not isinstance(name, str) or "/" in name:
-            raise ValueError(f"an eval set needs a name without '/', got {name!r}")
-        if spec.get("layout") not in LAYOUTS:
-            raise ValueError(
-                f"eval set {name!r}: layout must be one of {LAYOUTS}, got {spec.get('layout')!r}"
-            )
+        require_source(spec.get("images"), f"eval set {name!r}: images")
         if spec.get("channel", "y") not in CHANNELS:
             raise ValueError(
                 f"eval set {name!r}: channel must be one of {CHANNELS}, got {spec['channel']!r}"
@@ -129,10 +93,8 @@ class EvalSetSpec:
         if not scales or isinstance(scales, str | int | float):
             raise ValueError(f"eval set {name!r}: scales must be a non-empty list, got {scales!r}")
         spec["scales"] = tuple(as_scale_pair(s) for s in scales)
-        if spec["layout"] == "benchmark" and not spec.get("subdir"):
-            raise ValueError(f"eval set {name!r}: a benchmark needs subdir (e.g. Set5)")
         resolve_shave(spec.get("shave", "scale"), spec["scales"][0])  # validates the rule
-        return cls(**spec)
+        return cls(name=name, **spec)
 
 
 @dataclass(frozen=True)
@@ -151,7 +113,7 @@ class EvalImages(Dataset):
         self,
         pairs: Sequence[EvalPair],
         scale: float | Sequence[float],
-        source: ImageSource,
+        reader: ImageReader,
         *,
         channel: str = "y",
         shave: str | int = "scale",
@@ -159,7 +121,7 @@ class EvalImages(Dataset):
     ) -> None:
         self.pairs = list(pairs)
         self.scale = as_scale_pair(scale)
-        self.source = source
+        self.reader = reader
         self.channel = channel
         self.shave = resolve_shave(shave, self.scale)
         self.paired_scale = paired_scale
@@ -169,11 +131,11 @@ class EvalImages(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair = self.pairs[index]
-        hr = _read(self.source, pair.hr)
+        hr = _read(self.reader, pair.hr)
         if self.paired_scale is None:
             lr, hr = generate_lr(hr, self.scale)
         else:
-            lr = _read(self.source, pair.lr)
+            lr = _read(self.reader, pair.lr)
             check_paired_size(pair, hr.shape[:2], lr.shape[:2], self.paired_scale)
             hr = crop_to_paired_lr(hr, lr, self.paired_scale)
         return {
@@ -186,9 +148,9 @@ class EvalImages(Dataset):
         }
 
 
-def _read(source: ImageSource, path: Path) -> np.ndarray:
+def _read(reader: ImageReader, path: Path) -> np.ndarray:
     try:
-        return source(path)
+        return reader(path)
     except Exception as err:  # e.g. pixel data cut short: the header scan cannot see that
         raise RuntimeError(f"could not read evaluation image {path}: {err}") from err
 
@@ -218,74 +180,41 @@ def check_paired_size(
         )
 
 
-def _hr_images(spec: EvalSetSpec) -> tuple[list[Path], Path | None]:
-    """The HR files of a set and the root its LR folders hang from (``None``: no paired LR)."""
-    if spec.layout == "bundled":
-        return bundled.held_out_photos(), None
-    if spec.layout == "folder":
-        folder = require_root(
-            spec.root,
-            "eval.root",
-            f"eval set {spec.name!r} (eval=folder) needs a folder of HR images",
-            layout=FOLDER_LAYOUT,
-        )
-        return require_images(folder, f"eval set {spec.name!r} (eval.root)", FOLDER_LAYOUT), None
-    root = require_root(
-        spec.root,
-        "eval.root",
-        f"eval set {spec.name!r} needs the folder that holds DIV2K/ and benchmark/ "
-        "(eval.root defaults to data.root)",
-        env_var="IPE_DATA_ROOT",
-    )
-    if spec.layout == "div2k":
-        hr_dir = div2k_valid_dir(root)
-        return require_images(hr_dir, f"DIV2K validation HR of eval set {spec.name!r}"), root
-    hr_dir = benchmark_hr_dir(root, spec.subdir)
-    return require_images(hr_dir, f"{spec.subdir} HR of eval set {spec.name!r}"), root
-
-
-def _lr_dir(spec: EvalSetSpec, root: Path, scale: int) -> Path:
-    if spec.layout == "div2k":
-        return div2k_lr_dir(root, scale)
-    return benchmark_lr_dir(root, spec.subdir, scale)
-
-
-def paired_scale_of(spec: EvalSetSpec, scale: Scale, has_lr_files: bool) -> int | None:
+def paired_scale_of(spec: EvalSetSpec, scale: Scale) -> int | None:
     """The integer scale whose LR files a set uses at ``scale``, or ``None`` (generated LR)."""
     scale_h, scale_w = scale
-    if not (spec.paired and has_lr_files and scale_h == scale_w and scale_h.is_integer()):
+    if not (spec.paired and scale_h == scale_w and scale_h.is_integer()):
         return None
-    return int(scale_h) if int(scale_h) in PAIRED_SCALES else None
+    return int(scale_h) if int(scale_h) in spec.images.paired_scales else None
 
 
 def build_eval_datasets(
-    spec: EvalSetSpec | Mapping[str, Any], source: ImageSource, *, skip_bad: bool = False
+    spec: EvalSetSpec, reader: ImageReader, *, skip_bad: bool = False, scan: Scan = scan_images
 ) -> list[tuple[str, EvalImages]]:
     """``[("<name>/x<scale>", dataset), ...]`` in the order of ``spec.scales``, checked up front.
 
-    Checks (header reads only): the folders exist, the HR images are readable (``skip_bad`` drops
-    bad ones with a warning), every paired LR file exists, is readable and is ``HR // s``, and every
-    generated LR has at least one pixel.
+    Checks, with ``scan`` (a header scan by default): the folders exist, the HR images are
+    readable (``skip_bad`` drops bad ones with a warning), every paired LR file exists, is readable
+    and is ``HR // s``, and every generated LR has at least one pixel.
     """
-    if not isinstance(spec, EvalSetSpec):
-        spec = EvalSetSpec.from_config(spec)
-    hr_paths, root = _hr_images(spec)
-    hr_sizes = readable_images(hr_paths, skip_bad=skip_bad, what=f"eval set {spec.name!r}")
+    hr_paths = spec.images.test_images(spec.name)
+    what = f"eval set {spec.name!r}"
+    hr_sizes = readable_images(hr_paths, skip_bad=skip_bad, what=what, scan=scan)
     if not hr_sizes:
         raise DatasetNotFoundError(f"eval set {spec.name!r} has no readable HR images left")
     datasets = []
     for scale in spec.scales:
-        paired_scale = paired_scale_of(spec, scale, root is not None)
+        paired_scale = paired_scale_of(spec, scale)
         if paired_scale is None:
             pairs = [EvalPair(hr.stem, hr) for hr in hr_sizes]
             for pair in pairs:
                 _check_generated_size(spec, pair, hr_sizes[pair.hr], scale)
         else:
-            pairs = _paired(spec, root, paired_scale, hr_sizes)
+            pairs = _paired(spec, paired_scale, hr_sizes, scan)
         dataset = EvalImages(
             pairs,
             scale,
-            source,
+            reader,
             channel=spec.channel,
             shave=spec.shave,
             paired_scale=paired_scale,
@@ -306,19 +235,17 @@ def _check_generated_size(
 
 
 def _paired(
-    spec: EvalSetSpec, root: Path, scale: int, hr_sizes: dict[Path, tuple[int, int]]
+    spec: EvalSetSpec, scale: int, hr_sizes: dict[Path, tuple[int, int]], scan: Scan
 ) -> list[EvalPair]:
-    lr_dir = require_dir(
-        _lr_dir(spec, root, scale), f"x{scale} LR folder of eval set {spec.name!r}"
-    )
-    pairs = [EvalPair(hr.stem, hr, paired_lr_path(lr_dir, hr, scale)) for hr in hr_sizes]
+    require_dir(spec.images.lr_dir(scale), f"x{scale} LR folder of eval set {spec.name!r}")
+    pairs = [EvalPair(hr.stem, hr, spec.images.lr_file(hr, scale)) for hr in hr_sizes]
     missing = [pair for pair in pairs if not pair.lr.is_file()]
     if missing:
         listing = "\n".join(f"  HR {pair.hr} -> LR {pair.lr}" for pair in missing)
         raise DatasetNotFoundError(
             f"eval set {spec.name!r} x{scale}: {len(missing)} LR file(s) missing:\n{listing}"
         )
-    lr_scan = scan_images(pair.lr for pair in pairs)
+    lr_scan = scan(pair.lr for pair in pairs)
     if lr_scan.bad:
         listing = "\n".join(f"  {path}: {reason}" for path, reason in lr_scan.bad.items())
         raise ValueError(f"eval set {spec.name!r} x{scale}: unreadable LR file(s):\n{listing}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-# The formats the issue lists; anything else in a folder (``.txt``, ``Thumbs.db``) is ignored.
+# The formats we read; anything else in a folder (``.txt``, ``Thumbs.db``) is ignored.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
 # Pillow modes we turn into RGB uint8. "F" (float) and "I" (32-bit int) have no agreed 8-bit
@@ -27,7 +27,7 @@ SUPPORTED_MODES = frozenset(
 )
 
 # Anything that turns a file into RGB uint8 (H, W, 3): decode_rgb itself or a DecodedCache.
-ImageSource = Callable[[Path], np.ndarray]
+ImageReader = Callable[[Path], np.ndarray]
 
 # EXIF tag 0x0112 (TIFF/EXIF "Orientation").
 _ORIENTATION_TAG = 0x0112
@@ -206,18 +206,23 @@ class DataWarning(UserWarning):
     """Input was skipped (bad or too small images); the message lists or counts it."""
 
 
+# How files are checked before use: paths in, sizes of the good ones and reasons for the rest.
+Scan = Callable[[Iterable[Path]], ScanResult]
+
+
 def readable_images(
-    paths: Iterable[str | Path], *, skip_bad: bool, what: str
+    paths: Iterable[str | Path], *, skip_bad: bool, what: str, scan: Scan = scan_images
 ) -> dict[Path, tuple[int, int]]:
-    """Header-scan ``paths`` and return the stored ``(H, W)`` of the readable ones, in order.
+    """``scan`` ``paths`` (a header scan by default) and return the ``(H, W)`` of the readable
+    ones, in order.
 
     Unreadable files raise :class:`BadImageError` listing them, or with ``skip_bad`` are dropped
     with one :class:`DataWarning` that counts and lists them.
     """
-    scan = scan_images(paths)
-    if scan.bad:
-        listing = "\n".join(f"  {path}: {reason}" for path, reason in scan.bad.items())
-        count = f"{len(scan.bad)} unreadable or corrupt image file(s) in {what}"
+    found = scan(map(Path, paths))
+    if found.bad:
+        listing = "\n".join(f"  {path}: {reason}" for path, reason in found.bad.items())
+        count = f"{len(found.bad)} unreadable or corrupt image file(s) in {what}"
         if not skip_bad:
             raise BadImageError(
                 f"{count}:\n{listing}\nFix or remove them, or set data.skip_bad=true to skip them."
@@ -225,4 +230,4 @@ def readable_images(
         warnings.warn(
             f"skipping {count} (data.skip_bad=true):\n{listing}", DataWarning, stacklevel=2
         )
-    return scan.sizes
+    return found.sizes

@@ -1,6 +1,7 @@
-"""Where DIV2K and the SR benchmarks live under ``data.root`` (METHOD.md §5), and the errors for
-missing folders: each names the path it looked for, shows the expected layout and says how to run
-the embedded default instead.
+"""The expected dataset layouts (docs/method.md §5) and the errors for missing settings, folders and
+images: each names the setting or the path it looked for, shows the expected layout and says how
+to run the embedded default instead. The image sources (:mod:`ipe_lightning.data.sources`) raise
+them.
 """
 
 from __future__ import annotations
@@ -27,37 +28,9 @@ EMBEDDED_DEFAULT_HINT = (
     "run plain `python run.py`."
 )
 
-# The scales for which the distributed sets ship bicubic LR files (METHOD.md §4, §5).
-PAIRED_SCALES = (2, 3, 4)
-
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset root, folder or file is missing; the message says what was expected."""
-
-
-def div2k_train_dir(root: str | Path) -> Path:
-    return Path(root) / "DIV2K" / "DIV2K_train_HR"
-
-
-def div2k_valid_dir(root: str | Path) -> Path:
-    return Path(root) / "DIV2K" / "DIV2K_valid_HR"
-
-
-def div2k_lr_dir(root: str | Path, scale: int) -> Path:
-    return Path(root) / "DIV2K" / "DIV2K_valid_LR_bicubic" / f"X{scale}"
-
-
-def benchmark_hr_dir(root: str | Path, subdir: str) -> Path:
-    return Path(root) / "benchmark" / subdir / "HR"
-
-
-def benchmark_lr_dir(root: str | Path, subdir: str, scale: int) -> Path:
-    return Path(root) / "benchmark" / subdir / "LR_bicubic" / f"X{scale}"
-
-
-def paired_lr_path(lr_dir: Path, hr_path: Path, scale: int) -> Path:
-    """``<lr_dir>/<name>x<s>.png``, the naming of both DIV2K and the benchmark LR files."""
-    return lr_dir / f"{hr_path.stem}x{scale}.png"
 
 
 def require_root(

@@ -1,4 +1,5 @@
-"""Encoders, coordinate encodings, decoder MLPs and the implicit heads (LIIF family, MetaSR)."""
+"""Encoders, coordinate encodings, decoder MLPs and the implicit heads (LIIF family, MetaSR,
+LTE)."""
 
 from ipe_lightning.models.base import ImplicitSR
 from ipe_lightning.models.checkpoint import (
@@ -6,19 +7,35 @@ from ipe_lightning.models.checkpoint import (
     load_network,
     load_weights_only,
     read_checkpoint,
+    upgrade_network_config,
 )
 from ipe_lightning.models.encoders import RDN, EDSRBaseline
+from ipe_lightning.models.encodings import IPE, PE, Cell, IPECell, MetaPlain, NoEncoding
 from ipe_lightning.models.liif import LIIF
+from ipe_lightning.models.lte import LTE, IntegratedBasis, PointBasis
 from ipe_lightning.models.metasr import MetaSR
+from ipe_lightning.models.mlp import PlainMLP, SkipMLP
 
 __all__ = [
+    "IPE",
     "LIIF",
+    "LTE",
+    "PE",
     "RDN",
+    "Cell",
     "EDSRBaseline",
+    "IPECell",
     "ImplicitSR",
+    "IntegratedBasis",
+    "MetaPlain",
     "MetaSR",
+    "NoEncoding",
+    "PlainMLP",
+    "PointBasis",
+    "SkipMLP",
     "from_liif_checkpoint",
     "load_network",
     "load_weights_only",
     "read_checkpoint",
+    "upgrade_network_config",
 ]

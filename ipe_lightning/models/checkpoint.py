@@ -1,20 +1,24 @@
-"""Load checkpoints of the official LIIF code base (github yinboc/liif) into our networks.
+"""Load our Lightning checkpoints and those of the official LIIF and LTE code bases.
 
-Their format is ``{'model': {'name', 'args', 'sd'}}``; names ``liif`` and ``metasr``, encoders
-``edsr-baseline`` and ``rdn``. Loading never unpickles code (``weights_only=True``).
-"""
+Official files are ``{'model': {'name', 'args', 'sd'}}``: names ``liif`` and ``metasr`` (github
+yinboc/liif) and ``lte`` (github jaewon-lee-b/lte), encoders ``edsr-baseline`` and ``rdn``. Our
+files keep the network config in ``hyper_parameters['net']``; configs written before encodings
+and MLPs were parts (strings such as ``encoding: 'ipe'``) are translated to today's form on
+reading. Loading never unpickles code (``weights_only=True``)."""
 
 from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 
 from ipe_lightning.models.base import ImplicitSR
+from ipe_lightning.models.lte import lte_network_config
 
 # RDN configurations of the RDN paper / LIIF code: (blocks D, layers per block C, growth G).
 _RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}
@@ -60,17 +64,25 @@ def _encoder_config(spec: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+_ENCODINGS = "ipe_lightning.models.encodings."
+_MLPS = "ipe_lightning.models.mlp."
+
+
+def _mlp_config(kind: str, hidden: Sequence[int]) -> dict[str, Any]:
+    return {"_target_": _MLPS + kind, "_partial_": True, "hidden": list(hidden)}
+
+
 def liif_network_config(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """Our network config (as ``conf/model/*.yaml``'s ``net``) for a LIIF code-base model spec."""
     encoder = _encoder_config(args.get("encoder_spec") or {})
     imnet_args = dict((args.get("imnet_spec") or {}).get("args") or {})
     if name == "liif":
+        encoding = "Cell" if args.get("cell_decode", True) else "NoEncoding"
         return {
             "_target_": "ipe_lightning.models.LIIF",
             "encoder": encoder,
-            "encoding": "cell" if args.get("cell_decode", True) else "none",
-            "mlp": "plain",
-            "hidden": list(imnet_args.get("hidden_list", [256, 256, 256, 256])),
+            "encoding": {"_target_": _ENCODINGS + encoding},
+            "mlp": _mlp_config("PlainMLP", imnet_args.get("hidden_list", [256, 256, 256, 256])),
             "local_ensemble": bool(args.get("local_ensemble", True)),
             "feat_unfold": bool(args.get("feat_unfold", True)),
         }
@@ -78,10 +90,80 @@ def liif_network_config(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "_target_": "ipe_lightning.models.MetaSR",
             "encoder": encoder,
-            "meta_input": "plain",
-            "hidden": list(imnet_args.get("hidden_list", [256])),
+            "encoding": {"_target_": _ENCODINGS + "MetaPlain"},
+            "mlp": _mlp_config("PlainMLP", imnet_args.get("hidden_list", [256])),
         }
-    raise ValueError(f"unknown model name {name!r} in the checkpoint; expected 'liif' or 'metasr'")
+    if name == "lte":
+        return lte_network_config(args, encoder)
+    raise ValueError(
+        f"unknown model name {name!r} in the checkpoint; expected 'liif', 'metasr' or 'lte'"
+    )
+
+
+@dataclass(frozen=True)
+class _LegacyHead:
+    """How a head's config named its parts before they were parts, and the defaults then."""
+
+    key: str  # the argument that named the encoding
+    encodings: dict[str, str]  # its names -> classes of ipe_lightning.models.encodings
+    encoding: str
+    mlp: str
+    hidden: tuple[int, ...]
+
+
+_LEGACY_HEADS = {
+    "LIIF": _LegacyHead(
+        "encoding",
+        {"none": "NoEncoding", "cell": "Cell", "pe": "PE", "ipe": "IPE", "ipe_cell": "IPECell"},
+        encoding="ipe",
+        mlp="skip",
+        hidden=(256, 256, 256, 256),
+    ),
+    "MetaSR": _LegacyHead(
+        "meta_input",
+        {"plain": "MetaPlain", "pe": "PE", "ipe": "IPE"},
+        encoding="plain",
+        mlp="plain",
+        hidden=(256,),
+    ),
+}
+_LEGACY_MLPS = {"plain": "PlainMLP", "skip": "SkipMLP"}
+_LEGACY_BANDED = {"PE", "IPE", "IPECell"}  # the encodings that read the shared `bandwidth`
+_LEGACY_BANDWIDTH = 10
+
+
+def _legacy_choice(choices: dict[str, str], name: Any, what: str, head: str) -> str:
+    if name not in choices:
+        raise ValueError(
+            f"unknown {what} {name!r} in the checkpoint's {head} config; expected one of "
+            f"{sorted(choices)}"
+        )
+    return choices[name]
+
+
+def upgrade_network_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A network config in today's form: encoding and MLP as parts (``_target_``).
+
+    Configs saved before they were parts named them by strings next to a shared ``bandwidth``
+    and ``hidden`` (``encoding: 'ipe', bandwidth: 10, mlp: 'skip'``; MetaSR's ``meta_input:
+    'pe'``); they become the parts that build the same network. Today's configs are unchanged.
+    """
+    config = dict(config)
+    head = str(config.get("_target_", "")).rsplit(".", 1)[-1]
+    legacy = _LEGACY_HEADS.get(head)
+    named = any(isinstance(config.get(k), str) for k in ("encoding", "mlp"))
+    if legacy is None or not (named or {"bandwidth", "hidden", "meta_input"} & set(config)):
+        return config
+    encoding = _legacy_choice(
+        legacy.encodings, config.pop(legacy.key, legacy.encoding), legacy.key, head
+    )
+    bandwidth = config.pop("bandwidth", _LEGACY_BANDWIDTH)
+    config["encoding"] = {"_target_": _ENCODINGS + encoding}
+    if encoding in _LEGACY_BANDED:
+        config["encoding"]["bandwidth"] = bandwidth
+    mlp = _legacy_choice(_LEGACY_MLPS, config.pop("mlp", legacy.mlp), "mlp", head)
+    config["mlp"] = _mlp_config(mlp, config.pop("hidden", legacy.hidden))
+    return config
 
 
 def _rename(key: str) -> str:
@@ -114,27 +196,17 @@ def _lightning_parts(checkpoint: Mapping[str, Any]) -> tuple[dict[str, Any], dic
         for key, value in checkpoint["state_dict"].items()
         if key.startswith("net.")
     }
-    return dict(config), state
+    return upgrade_network_config(config), state
 
 
 def _load_state(network: ImplicitSR, state: Mapping[str, Any], what: str) -> ImplicitSR:
-    expected = network.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        # torch lists the missing and unexpected keys and the tensors of other shapes
         raise ValueError(
-            f"the checkpoint's state dict does not fit a {what} network: "
-            f"missing keys {missing}, unexpected keys {unexpected}"
-        )
-    mismatched = [k for k, v in state.items() if tuple(v.shape) != tuple(expected[k].shape)]
-    if mismatched:
-        raise ValueError(
-            "the checkpoint's tensors have other shapes than the network's: "
-            + ", ".join(
-                f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in mismatched
-            )
-        )
-    network.load_state_dict(state)
+            f"the checkpoint's state dict does not fit a {what} network: {error}"
+        ) from error
     return network
 
 

@@ -1,4 +1,4 @@
-"""Feature encoders without upsampling tails: EDSR-baseline and RDN (config B), METHOD.md §2.
+"""Feature encoders without upsampling tails: EDSR-baseline and RDN (config B), docs/method.md §2.
 
 Module names follow the LIIF code base so its state dicts load with few renames.
 """

@@ -1,13 +1,27 @@
-"""Coordinate encodings of the implicit decoder (METHOD.md §2, paper Eqs. 3-7).
+"""Coordinate encodings of the implicit decoders (docs/method.md §2, paper Eqs. 3-7).
 
-Pure functions of the relative coordinate ``c`` (``(..., 2)``, LR-pixel units, ``(y, x)``) and the
-relative cell. Frequencies are ``ω_k = 2^k`` for ``k = 0..L-1`` with no π (paper Eq. 3).
+The math is pure functions of a coordinate ``c`` (``(..., 2)``, ``(y, x)``) and a radius ``r``.
+Frequencies are ``ω_k = 2^k`` for ``k = 0..L-1`` with no π (paper Eq. 3).
+
+The parts below wrap them for the heads: each knows its ``width`` (values it adds to the decoder
+input) and is called as ``encoding(offset, radius)`` with two ``(..., 2)`` tensors:
+
+- ``offset``: where the query lies relative to the LR pixel it reads, in the head's units. LIIF:
+  the relative coordinate ``c_t = (x_q - p_t) * (h, w)`` (an LR pixel spans 2 units). MetaSR: the
+  offset ``o`` in ``[0, 1)²`` from the LR pixel's top-left corner (an LR pixel spans 1).
+- ``radius``: half the query pixel in LIIF's relative-coordinate units, ``(1/s_h, 1/s_w)``
+  (LIIF's ``rel_cell / 2``). MetaSR passes the same ``(1/s_h, 1/s_w)``, as paper Eq. 10 writes
+  ``γ̂(o, 1/s)``.
+
+A config chooses one by ``_target_`` (``conf/model/encoding/``); a new encoding is a new class with
+``width`` and ``__call__``, and every head can use it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -47,58 +61,98 @@ def integrated_positional_encoding(
     return _interleave(torch.sin(phase) * damping, torch.cos(phase) * damping)
 
 
-# Each encoding maps (rel_coord, rel_cell, bandwidth) to the decoder's coordinate input.
-# rel_cell is the query cell in LR-pixel units (2 units per LR pixel): (2 / s_h, 2 / s_w).
-Encoding = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+class CoordinateEncoding(Protocol):
+    """What a head needs of an encoding: its width and ``encoding(offset, radius)``."""
+
+    @property
+    def width(self) -> int: ...
+
+    def __call__(self, offset: torch.Tensor, radius: torch.Tensor) -> torch.Tensor: ...
 
 
-def encode_none(rel_coord: torch.Tensor, rel_cell: torch.Tensor, bandwidth: int) -> torch.Tensor:
-    return rel_coord
+def _cell(radius: torch.Tensor) -> torch.Tensor:
+    # LIIF's rel_cell = (2/s_h, 2/s_w), the query's full width; doubling is exact in floating point
+    return 2 * radius
 
 
-def encode_cell(rel_coord: torch.Tensor, rel_cell: torch.Tensor, bandwidth: int) -> torch.Tensor:
-    return torch.cat([rel_coord, rel_cell], dim=-1)  # LIIF cell decoding
+@dataclass(frozen=True)
+class NoEncoding:
+    """The offset itself (the official LIIF with ``cell_decode=False``)."""
+
+    @property
+    def width(self) -> int:
+        return 2
+
+    def __call__(self, offset: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        return offset
 
 
-def encode_pe(rel_coord: torch.Tensor, rel_cell: torch.Tensor, bandwidth: int) -> torch.Tensor:
-    return positional_encoding(rel_coord, bandwidth)
+@dataclass(frozen=True)
+class Cell:
+    """LIIF's cell decoding: ``[c_t, rel_cell]``."""
+
+    @property
+    def width(self) -> int:
+        return 4
+
+    def __call__(self, offset: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        return torch.cat([offset, _cell(radius)], dim=-1)
 
 
-def encode_ipe(rel_coord: torch.Tensor, rel_cell: torch.Tensor, bandwidth: int) -> torch.Tensor:
-    # The pixel box has half-width rel_cell / 2 = (1 / s_h, 1 / s_w) in these units.
-    return integrated_positional_encoding(rel_coord, rel_cell / 2, bandwidth)
+@dataclass(frozen=True)
+class MetaPlain:
+    """MetaSR's meta input ``(o_y, o_x, 1/s_h)`` (paper Eq. 9)."""
+
+    @property
+    def width(self) -> int:
+        return 3
+
+    def __call__(self, offset: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        return torch.cat([offset, radius[..., :1]], dim=-1)
 
 
-def encode_ipe_cell(
-    rel_coord: torch.Tensor, rel_cell: torch.Tensor, bandwidth: int
-) -> torch.Tensor:
-    return torch.cat([encode_ipe(rel_coord, rel_cell, bandwidth), rel_cell], dim=-1)
+@dataclass(frozen=True)
+class _Banded:
+    """An encoding with ``L = bandwidth`` frequencies."""
+
+    bandwidth: int = 10  # docs/method.md §2: L = 10 by default
+
+    def __post_init__(self) -> None:
+        value = self.bandwidth
+        integral = isinstance(value, int | float) and float(value).is_integer()
+        if isinstance(value, bool) or not integral or value < 1:
+            raise ValueError(f"bandwidth L must be a positive integer, got {value!r}")
+        object.__setattr__(self, "bandwidth", int(value))
+
+    @property
+    def width(self) -> int:
+        return 4 * self.bandwidth
 
 
-ENCODINGS: dict[str, Encoding] = {
-    "none": encode_none,
-    "cell": encode_cell,
-    "pe": encode_pe,
-    "ipe": encode_ipe,
-    "ipe_cell": encode_ipe_cell,
-}
+@dataclass(frozen=True)
+class PE(_Banded):
+    """``γ(offset)``: LIIF w/ PE, MetaSR w/ PE (paper Eq. 3)."""
 
-_WIDTHS: dict[str, Callable[[int], int]] = {
-    "none": lambda L: 2,
-    "cell": lambda L: 4,
-    "pe": lambda L: 4 * L,
-    "ipe": lambda L: 4 * L,
-    "ipe_cell": lambda L: 4 * L + 2,
-}
+    def __call__(self, offset: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        return positional_encoding(offset, self.bandwidth)
 
 
-def get_encoding(name: str) -> Encoding:
-    if name not in ENCODINGS:
-        raise ValueError(f"unknown coordinate encoding {name!r}; choose one of {sorted(ENCODINGS)}")
-    return ENCODINGS[name]
+@dataclass(frozen=True)
+class IPE(_Banded):
+    """``γ̂(offset, radius)``: IPE-LIIF (paper Eq. 6), IPE-MetaSR (paper Eq. 10)."""
+
+    def __call__(self, offset: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        return integrated_positional_encoding(offset, radius, self.bandwidth)
 
 
-def encoding_width(name: str, bandwidth: int) -> int:
-    """Number of values the encoding ``name`` adds to the decoder input."""
-    get_encoding(name)
-    return _WIDTHS[name](bandwidth)
+@dataclass(frozen=True)
+class IPECell(_Banded):
+    """``[γ̂(c_t, r), rel_cell]``: the Table 4 ablation IPE-LIIF + cell."""
+
+    @property
+    def width(self) -> int:
+        return 4 * self.bandwidth + 2
+
+    def __call__(self, offset: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        ipe = integrated_positional_encoding(offset, radius, self.bandwidth)
+        return torch.cat([ipe, _cell(radius)], dim=-1)

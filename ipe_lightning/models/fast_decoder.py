@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ipe_lightning.models.mlp import PlainMLP, SkipMLP
+from ipe_lightning.models.grid import Window, window_table
 
 # Queries are decoded in blocks of this many rows (ensemble branches flattened), so a block's
 # gathered rows and hidden states stay in cache between the layers. Measured on the 2-core CPU
@@ -32,44 +32,45 @@ class LayerSplit:
     """How one linear layer's weight splits over its inputs ``[h, z, enc]``.
 
     ``hidden_width`` inputs come from the previous layer (0 for the first layer); when
-    ``sees_input`` the next ``latent_dim`` columns multiply ``z`` and the rest ``enc``.
+    ``reads_input`` the next ``latent_dim`` columns multiply ``z`` and the rest ``enc``.
     """
 
     layer: nn.Linear
     hidden_width: int
-    sees_input: bool
+    reads_input: bool
 
 
 def layer_splits(mlp: nn.Module, latent_dim: int) -> list[LayerSplit]:
-    """Which layers of a LIIF decoder MLP see the decoder input (METHOD.md §2).
+    """How each linear layer of a LIIF decoder MLP splits over ``[h, z, enc]`` (docs/method.md §2).
 
-    Plain MLP: only the first. Skip MLP: the first and every later hidden layer (``[h_k, u]``, the
-    skip input concatenated after the hidden state); the output layer sees only ``h``.
+    The MLP declares which layers read the decoder input (``mlp.reads_input``, see
+    :class:`~ipe_lightning.models.mlp.DecoderMLP`): the plain MLP only the first, the skip MLP the
+    first and every later hidden layer (``[h_k, u]``, the skip input after the hidden state).
     """
-    if isinstance(mlp, SkipMLP):
-        sees = [True] * (len(mlp.linears) - 1) + [False]
-    elif isinstance(mlp, PlainMLP):
-        sees = [True] + [False] * (len(mlp.linears) - 1)
-    else:
-        raise TypeError(f"the fast decoder knows PlainMLP and SkipMLP, got {type(mlp).__name__}")
-    linears = mlp.linears
+    linears = getattr(mlp, "linears", None)
+    reads = getattr(mlp, "reads_input", None)
+    if linears is None or reads is None:
+        raise TypeError(
+            f"the fast decoder needs an MLP that declares its `linears` and which of them "
+            f"`reads_input` (ipe_lightning.models.mlp.DecoderMLP); {type(mlp).__name__} does not"
+        )
     splits, previous = [], 0
-    for position, (layer, sees_input) in enumerate(zip(linears, sees, strict=True)):
+    for position, (layer, reads_input) in enumerate(zip(linears, reads, strict=True)):
         hidden_width = 0 if position == 0 else previous
         too_narrow = layer.in_features < hidden_width + latent_dim
-        if (sees_input and too_narrow) or (not sees_input and layer.in_features != hidden_width):
+        if (reads_input and too_narrow) or (not reads_input and layer.in_features != hidden_width):
             raise ValueError(
                 f"layer {position} of the MLP has {layer.in_features} inputs, which do not fit "
-                f"{hidden_width} hidden values{' plus the decoder input' if sees_input else ''}"
+                f"{hidden_width} hidden values{' plus the decoder input' if reads_input else ''}"
             )
-        splits.append(LayerSplit(layer, hidden_width, sees_input))
+        splits.append(LayerSplit(layer, hidden_width, reads_input))
         previous = layer.out_features
     return splits
 
 
 def _latent_parts(splits: list[LayerSplit], latent_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Stacked ``W_z`` and biases of the layers that see the decoder input."""
-    seeing = [s for s in splits if s.sees_input]
+    seeing = [s for s in splits if s.reads_input]
     latent_weight = torch.cat(
         [s.layer.weight[:, s.hidden_width : s.hidden_width + latent_dim] for s in seeing]
     )
@@ -82,7 +83,7 @@ def projection_map(
     """``W_z z + b`` at every LR position for every layer that sees ``z``: ``(B, D, h, w)``.
 
     ``z = unfold(feat, 3x3, zero padding 1)`` has channel order ``c * 9 + (ky * 3 + kx)``
-    (METHOD.md §2), which is exactly a conv weight ``(out, C, 3, 3)`` viewed flat, so the
+    (docs/method.md §2), which is exactly a conv weight ``(out, C, 3, 3)`` viewed flat, so the
     product is a 3x3 convolution with zero padding 1 (1x1 without the unfold). ``D`` is the sum of
     those layers' widths (1024 for the skip MLP); the biases are folded in here.
     """
@@ -92,20 +93,12 @@ def projection_map(
     return F.conv2d(feat, weight.to(feat.dtype), bias.to(feat.dtype), padding=kernel // 2)
 
 
-def window_table(feature_map: torch.Tensor, window: tuple[slice, slice]) -> torch.Tensor:
-    """``(B, D, h, w)`` → contiguous ``(B, N, D)``, a row per position of ``window``, row-major."""
-    rows, cols = window
-    part = feature_map[..., rows, cols]
-    # reshape alone would keep a strided view here; gathers need each row contiguous
-    return part.permute(0, 2, 3, 1).reshape(part.shape[0], -1, part.shape[1]).contiguous()
-
-
 def projection_tables(
     mlp: nn.Module,
     feat: torch.Tensor,
     latent_dim: int,
     feat_unfold: bool,
-    window: tuple[slice, slice],
+    window: Window,
 ) -> tuple[torch.Tensor, ...]:
     """One contiguous ``(B, N, width)`` table of :func:`projection_map` rows per input layer.
 
@@ -113,7 +106,7 @@ def projection_tables(
     width, where its products are accumulated in place.
     """
     projections = projection_map(mlp, feat, latent_dim, feat_unfold)
-    widths = [s.layer.out_features for s in layer_splits(mlp, latent_dim) if s.sees_input]
+    widths = [s.layer.out_features for s in layer_splits(mlp, latent_dim) if s.reads_input]
     return tuple(window_table(part, window) for part in projections.split(widths, dim=1))
 
 
@@ -171,7 +164,7 @@ class _LayerWeights:
         weight = split.layer.weight.to(dtype)
         width = split.layer.out_features
         hidden = weight[:, : split.hidden_width].t() if split.hidden_width else None
-        if not split.sees_input:
+        if not split.reads_input:
             return _LayerWeights(width, hidden, None, split.layer.bias.to(dtype))
         encoding = weight[:, split.hidden_width + latent_dim :].t()
         return _LayerWeights(width, hidden, encoding, None)

@@ -1,8 +1,8 @@
-"""Feature lookup on the LR grid and LIIF's local ensemble, as pure functions (METHOD.md §2).
+"""Feature lookup on the LR grid and LIIF's local ensemble, as pure functions (docs/method.md §2).
 
 Nearest lookup reproduces ``grid_sample(mode="nearest", align_corners=False)`` on the
 ``(x, y)``-flipped coordinate, but returns the flat index of the LR pixel so that features *and*
-the pixel's centre come from the same lookup.
+the pixel's centre (:func:`ipe_lightning.coords.coord_of_indices`) come from the same lookup.
 """
 
 from __future__ import annotations
@@ -37,16 +37,6 @@ def nearest_index(coord: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     row = torch.round(((coord[..., 0] + 1) * height - 1) / 2).long().clamp_(0, height - 1)
     col = torch.round(((coord[..., 1] + 1) * width - 1) / 2).long().clamp_(0, width - 1)
     return row * width + col
-
-
-def index_centers(index: torch.Tensor, size: tuple[int, int], dtype=torch.float32) -> torch.Tensor:
-    """Centres ``(..., 2)`` of the LR pixels with row-major ``index`` on an ``h x w`` grid."""
-    height, width = size
-    row = torch.div(index, width, rounding_mode="floor")
-    col = index - row * width
-    return torch.stack(
-        [-1 + (2 * row.to(dtype) + 1) / height, -1 + (2 * col.to(dtype) + 1) / width], dim=-1
-    )
 
 
 def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
     python sweep.py <sweep> [overrides...] [sweep_dir=DIR] [--dry-run]
     python sweep.py report <sweep_dir> [--wandb ENTITY/PROJECT --group GROUP] [--sweep NAME]
-    python sweep.py list
+    python sweep.py list                     # the sweeps and their jobs
 
 ``<sweep>`` is a name in ``conf/sweep/`` (``table1`` ... ``table4``) or the path of your own sweep
 file. Overrides apply to every job (``data.root=...``, ``debug=tiny``, ``launcher=slurm``,
@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ipe_lightning.results import JobResult
 from ipe_lightning.sweeps.definitions import (
     REPO_CONF_DIR,
     SweepDefinition,
@@ -30,6 +31,7 @@ from ipe_lightning.sweeps.definitions import (
     available_sweeps,
     load_sweep,
 )
+from ipe_lightning.sweeps.layout import default_layout, layout_to_dict
 from ipe_lightning.sweeps.report import (
     REPORT_FILES,
     Manifest,
@@ -40,7 +42,7 @@ from ipe_lightning.sweeps.report import (
     write_report,
 )
 from ipe_lightning.sweeps.resume import Decision, decide, read_job_state
-from ipe_lightning.sweeps.tables import JobResult, Table, default_layout, layout_to_dict
+from ipe_lightning.sweeps.table import Table
 
 USAGE = __doc__.split("\n\n")[1]
 _SAFE_TAG = re.compile(r"^[\w.-]+$")
@@ -52,7 +54,7 @@ def main(argv: Sequence[str] | None = None, conf_dir: Path = REPO_CONF_DIR) -> i
         print(__doc__)
         return 0 if args else 2
     if args[0] == "list":
-        print("\n".join(available_sweeps(conf_dir)))
+        print(list_sweeps(conf_dir))
         return 0
     if args[0] == "report":
         return report_command(args[1:], conf_dir)
@@ -64,6 +66,17 @@ def main(argv: Sequence[str] | None = None, conf_dir: Path = REPO_CONF_DIR) -> i
     except (SweepDefinitionError, HydraException, OmegaConfBaseException) as error:
         print(f"sweep.py: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
+
+
+def list_sweeps(conf_dir: Path) -> str:
+    """Each sweep of ``conf_dir`` with its title, then its jobs (one line each, grid order)."""
+    lines = []
+    for name in available_sweeps(conf_dir):
+        definition = load_sweep(name, conf_dir)
+        jobs = definition.jobs()
+        lines.append(f"{name} ({len(jobs)} jobs): {definition.title}")
+        lines += [f"  {job.name}" for job in jobs]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,8 +173,8 @@ def sweep_command(name: str, arguments: Sequence[str], conf_dir: Path) -> int:
         if conflicts:
             print(
                 f"[sweep] refusing to launch: {len(conflicts)} job(s) in {sweep_dir} were made "
-                "with other overrides (a finished result is never overwritten). Use another "
-                "sweep_dir, the original overrides, or delete those job directories.",
+                "with other overrides or by newer code (a finished result is never overwritten). "
+                "Use another sweep_dir, the original overrides, or delete those job directories.",
                 file=sys.stderr,
             )
             return 2

@@ -8,7 +8,7 @@ A sweep file holds
 ``overrides``        overrides every job gets (before the command line's own)
 ``debug_overrides``  per ``debug=<name>`` choice, overrides added when the command line picks it
                      (tiny images cannot hold every paper setting; each sweep file says why)
-``table``            the paper layout (:func:`ipe_lightning.sweeps.tables.layout_from_dict`);
+``table``            the paper layout (:func:`ipe_lightning.sweeps.layout.layout_from_dict`);
                      without it the report lists every job against what it measured
 
 A job's **name** (its directory in the sweep, its W&B run name, its table row) is the value of
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ipe_lightning.sweeps.tables import TableLayout, layout_from_dict
+from ipe_lightning.sweeps.layout import TableLayout, layout_from_dict
 
 REPO_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _EXPERIMENT_KEYS = ("experiment", "+experiment", "++experiment")

@@ -6,7 +6,8 @@ import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
-from ipe_lightning.sweeps.tables import FINISHED, JobResult, Table
+from ipe_lightning.results import FINISHED, JobResult
+from ipe_lightning.sweeps.table import Table
 
 
 def gain_curves(

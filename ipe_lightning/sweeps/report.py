@@ -3,6 +3,9 @@
 The manifest is written by ``sweep.py`` when it launches: the sweep's name, its table layout,
 its W&B group and every job's name and overrides. ``sweep.py report <sweep_dir>`` reads it to
 know which jobs to expect, so jobs that never started are listed as missing.
+
+This is where a sweep's results are read (the job directories here, W&B runs in
+``wandb_source``); the table and its renderers only see ``JobResult`` values.
 """
 
 from __future__ import annotations
@@ -13,20 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ipe_lightning.results import write_json_atomic
-from ipe_lightning.sweeps.resume import job_result
-from ipe_lightning.sweeps.tables import (
-    JobResult,
-    Table,
-    TableLayout,
-    build_table,
-    default_layout,
-    layout_from_dict,
-    load_paper_numbers,
-    render_csv,
-    render_latex,
-    render_markdown,
-)
+from ipe_lightning.results import JobResult, RecordVersionError, read_record, write_json_atomic
+from ipe_lightning.sweeps.layout import TableLayout, default_layout, layout_from_dict
+from ipe_lightning.sweeps.paper_numbers import load_paper_numbers
+from ipe_lightning.sweeps.render import render_csv, render_latex, render_markdown
+from ipe_lightning.sweeps.resume import read_job_state
+from ipe_lightning.sweeps.table import Table, build_table
 
 MANIFEST = "sweep.json"
 REPORT_FILES = ("table.md", "table.csv", "table.tex", "psnr_vs_scale.png")
@@ -63,6 +58,19 @@ def read_manifest(sweep_dir: str | Path) -> Manifest | None:
 
 def write_manifest(sweep_dir: str | Path, manifest: Manifest) -> None:
     write_json_atomic(Path(sweep_dir) / MANIFEST, asdict(manifest))
+
+
+def job_result(job_dir: str | Path) -> JobResult:
+    """What the report shows for a job directory (``missing`` when there is none)."""
+    try:
+        record = read_record(job_dir)
+    except RecordVersionError as error:
+        return JobResult("unreadable", note=f"{Path(job_dir) / 'metrics.json'}: {error}")
+    if record is not None:
+        return JobResult.from_record(record, note=str(job_dir))
+    state = read_job_state(job_dir)
+    status = {"new": "missing"}.get(state.status, state.status)
+    return JobResult(status=status, note=state.note or f"no directory {job_dir}")
 
 
 def results_from_dir(sweep_dir: str | Path, names: Sequence[str]) -> dict[str, JobResult]:

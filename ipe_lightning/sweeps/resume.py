@@ -11,6 +11,7 @@ state           on disk                                                   action
 ``interrupted`` ``checkpoints/last.ckpt`` but no ``metrics.json`` (killed) ``resume``
 ``started``     the directory, but neither                                ``run``
 ``new``         nothing                                                   ``run``
+``unreadable``  ``metrics.json`` of a newer record version                ``conflict``
 =============== ========================================================= ==============
 
 ``resume`` and ``rerun`` both launch the job again; ``run.py``'s ``resume=auto`` continues from
@@ -26,7 +27,6 @@ do not change what a job computes are not compared: :data:`EXECUTION_ONLY`.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from ipe_lightning.sweeps.tables import JobResult
+from ipe_lightning.results import RecordVersionError, read_record
 
 # Where and how a job runs or logs, not what it computes: a sweep started with `launcher=local
 # logger=csv` may be resumed with `launcher=slurm logger=wandb`.
@@ -47,6 +47,7 @@ ACTIONS = {
     "interrupted": "resume",
     "started": "run",
     "new": "run",
+    "unreadable": "conflict",  # never overwrite what this code cannot read
 }
 
 
@@ -66,17 +67,13 @@ class Decision:
     reason: str
 
 
-def read_record(job_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((Path(job_dir) / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def read_job_state(job_dir: str | Path) -> JobState:
     job_dir = Path(job_dir)
-    record = read_record(job_dir)
     checkpoint = (job_dir / "checkpoints" / "last.ckpt").is_file()
+    try:
+        record = read_record(job_dir)
+    except RecordVersionError as error:
+        return JobState("unreadable", None, None, f"metrics.json: {error}", checkpoint)
     if record is not None:
         status = str(record.get("status", "failed"))
         status = status if status in ACTIONS else "failed"
@@ -137,12 +134,3 @@ def decide(name: str, state: JobState, planned: Sequence[str]) -> Decision:
     action = ACTIONS[state.status]
     reason = state.status + (f" ({state.note})" if state.note else "")
     return Decision(name, action, reason)
-
-
-def job_result(job_dir: str | Path) -> JobResult:
-    """What the report shows for a job directory (``missing`` when there is none)."""
-    state = read_job_state(job_dir)
-    if state.record is not None:
-        return JobResult.from_record(state.record, note=str(job_dir))
-    status = {"new": "missing"}.get(state.status, state.status)
-    return JobResult(status=status, note=state.note or f"no directory {job_dir}")

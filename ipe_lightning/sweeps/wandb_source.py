@@ -5,7 +5,7 @@ name, and its test metrics as ``test/<set>/x<scale>/{psnr,ssim,bicubic_psnr,bicu
 run summary. A job that was requeued or resumed has several runs of the same name: the latest
 one with test metrics wins.
 
-Only the fake API of ``tests/sweep/test_wandb_source.py`` has exercised this here: no W&B server
+Only the fake API of ``tests/sweeps/test_wandb_source.py`` has exercised this here: no W&B server
 is reachable from the machine the suite is developed on.
 """
 
@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ipe_lightning.results import metrics_by_loader
-from ipe_lightning.sweeps.tables import FINISHED, JobResult
+from ipe_lightning.results import FINISHED, JobResult, metrics_by_loader
 
 # W&B run states (wandb.apis.public.Run.state) → job statuses of the report.
 STATES = {"finished": FINISHED, "running": "running", "pending": "running", "preempting": "running"}

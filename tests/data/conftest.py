@@ -1,4 +1,4 @@
-"""Fixtures for the data tests: tiny images and folders in the real layouts (METHOD.md §5)."""
+"""Fixtures for the data tests: tiny images and folders in the real layouts (docs/method.md §5)."""
 
 from __future__ import annotations
 

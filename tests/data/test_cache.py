@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ipe_lightning.data.cache import DecodedCache, default_cache_dir
+from ipe_lightning.data.cache import DecodedCache
 from ipe_lightning.data.images import decode_rgb
 
 
@@ -26,11 +26,13 @@ def test_entries_equal_decoding_and_are_read_only_memory_maps(tmp_path, hr_folde
             assert cache.entry_path(path).is_file()
 
 
-def test_default_directory_is_under_the_user_cache_dir():
-    import platformdirs
-
-    assert DecodedCache().directory == default_cache_dir()
-    assert str(default_cache_dir()).startswith(platformdirs.user_cache_dir("ipe-lightning"))
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG_CACHE_HOME is the Linux convention")
+def test_without_a_directory_entries_go_under_the_user_cache_dir(tmp_path, make, rng, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    path = make.save_png(tmp_path / "x.png", make.random_rgb(rng, 20, 30))
+    DecodedCache()(path)
+    (entry,) = (tmp_path / "xdg" / "ipe-lightning" / "decoded").glob("*.npy")
+    np.testing.assert_array_equal(np.load(entry), decode_rgb(path))
 
 
 def test_a_changed_file_is_decoded_again(tmp_path, make, rng):

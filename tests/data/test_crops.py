@@ -1,4 +1,4 @@
-"""Training samples follow METHOD.md §3, checked against an oracle that knows nothing of the code.
+"""Training samples follow docs/method.md §3, checked by an oracle that knows nothing of the code.
 
 The HR image is position-coded (pixel (r, c) holds R = r, G = c), so every target pixel tells where
 it came from. From ``coord``/``cell`` and ``gt`` alone the oracle recovers the crop (position and

@@ -8,7 +8,13 @@ import hydra
 import pytest
 from hydra import compose, initialize_config_dir
 
-from ipe_lightning.data import SRDataModule
+from ipe_lightning.data import (
+    DIV2K,
+    HELD_OUT_PHOTOS,
+    TRAIN_PHOTOS,
+    BundledPhotos,
+    SRDataModule,
+)
 from ipe_lightning.data.layouts import DatasetNotFoundError
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -25,7 +31,8 @@ def data_module(*overrides: str) -> SRDataModule:
 def test_the_embedded_default_needs_no_root(tmp_path, monkeypatch):
     monkeypatch.delenv("IPE_DATA_ROOT", raising=False)
     module = data_module(f"data.cache_dir={tmp_path}")
-    assert (module.layout, module.inp_size, module.seed) == ("bundled", 32, 0)
+    assert isinstance(module.images, BundledPhotos)
+    assert (module.inp_size, module.seed) == (32, 0)
     module.check()
     assert module.test_set_names == [
         "sample/x2",
@@ -35,7 +42,10 @@ def test_the_embedded_default_needs_no_root(tmp_path, monkeypatch):
         "sample/x6",
         "sample/x12",
     ]
-    assert len(module.train_paths) == 7 and len(module.val_paths) == 2
+    assert [p.stem for p in module.train_paths] == list(TRAIN_PHOTOS)
+    assert [p.stem for p in module.val_paths] == list(HELD_OUT_PHOTOS)
+    for loader in module.test_dataloader():
+        assert [pair.name for pair in loader.dataset.pairs] == list(HELD_OUT_PHOTOS)
 
 
 def test_sample_scales_may_be_non_integer_and_per_axis(tmp_path):
@@ -51,8 +61,14 @@ def test_div2k_paper_settings(data_root, monkeypatch):
     assert (module.scale_min, module.scale_max, module.inp_size) == (1.0, 4.0, 48)
     assert (module.sample_q, module.repeat, module.batch_size) == (2304, 20, 16)
     assert (module.val_first_k, module.val_repeat) == (10, 160)
-    (spec,) = module.eval_sets
-    assert (spec["channel"], spec["shave"], spec["root"]) == ("rgb", "scale_plus_6", str(data_root))
+    assert isinstance(module.images, DIV2K) and module.images.root == str(data_root)
+    (spec,) = module.eval_sets.values()
+    assert isinstance(spec["images"], DIV2K)
+    assert (spec["channel"], spec["shave"], spec["images"].root) == (
+        "rgb",
+        "scale_plus_6",
+        str(data_root),
+    )
     assert spec["scales"] == [2, 3, 4, 6, 12, 18, 24, 30]
 
 
@@ -118,3 +134,30 @@ def test_folder_training_takes_train_and_val_dirs(hr_folder, tmp_path):
     )
     module.check()
     assert [p.name for p in module.train_paths] == ["a.png", "b.jpg", "c.bmp"]
+
+
+def test_a_set_joins_an_eval_config_by_name(data_root, tmp_path):
+    module = data_module(
+        "eval=div2k",
+        "eval.scales=[2]",
+        "+eval/sets@eval.sets.set5=set5",
+        "+eval.benchmark_scales=[4]",
+        f"data.root={data_root}",
+        f"data.cache_dir={tmp_path}",
+    )
+    assert module.test_set_names == ["div2k/x2", "set5/x4"]
+
+
+def test_paper_evaluation_has_a_scale_list_per_protocol_and_no_shared_one(data_root, tmp_path):
+    from hydra.errors import ConfigCompositionException
+
+    module = data_module(
+        "eval=paper",
+        "eval.div2k_scales=[3]",
+        "eval.benchmark_scales=[2]",
+        f"data.root={data_root}",
+        f"data.cache_dir={tmp_path}",
+    )
+    assert module.test_set_names == ["div2k/x3", "set5/x2", "set14/x2", "b100/x2", "urban100/x2"]
+    with pytest.raises(ConfigCompositionException):  # it would apply to no set
+        data_module("eval=paper", "eval.scales=[4]")

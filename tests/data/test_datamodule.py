@@ -1,4 +1,4 @@
-"""SRDataModule: batch contract, layouts, bad input found by check(), Lightning integration."""
+"""SRDataModule: batch contract, image sources, bad input found by check(), Lightning runs."""
 
 from __future__ import annotations
 
@@ -16,11 +16,20 @@ from ipe_lightning.data.datamodule import SRDataModule
 from ipe_lightning.data.images import BadImageError, DataWarning
 from ipe_lightning.data.layouts import DatasetNotFoundError
 from ipe_lightning.data.sampler import EpochSampler
+from ipe_lightning.data.sources import DIV2K, Benchmark, ImageFolders
 
 
 @pytest.fixture
 def cache_dir(tmp_path):
     return str(tmp_path / "cache")
+
+
+def div2k_and_set5(data_root):
+    """Paired and generated LR of DIV2K and a benchmark."""
+    return {
+        "div2k": {"images": DIV2K(data_root), "scales": [2, 2.5]},
+        "set5": {"images": Benchmark(data_root, "Set5"), "scales": [2]},
+    }
 
 
 def small(cache_dir, **options):
@@ -48,40 +57,30 @@ def test_training_and_validation_batches_follow_the_contract(cache_dir):
         assert (batch["cell"] <= 2 / 48 + 1e-6).all() and (batch["cell"] >= 2 / 192 - 1e-6).all()
 
 
-def test_div2k_layout_trains_on_train_hr_and_validates_on_the_first_k_valid(data_root, cache_dir):
-    module = small(cache_dir, layout="div2k", root=str(data_root), val_first_k=1)
+def test_div2k_trains_on_train_hr_and_validates_on_the_first_k_valid(data_root, cache_dir):
+    module = small(cache_dir, images=DIV2K(data_root), val_first_k=1)
     module.check()
     assert [p.name for p in module.train_paths] == ["0001.png", "0002.png", "0003.png"]
     assert [p.name for p in module.val_paths] == ["0801.png"]
     assert next(iter(module.train_dataloader()))["lr"].shape == (2, 3, 16, 16)
 
 
-def test_folder_layout_takes_any_folders_and_ignores_non_images(hr_folder, cache_dir):
-    module = small(
-        cache_dir, layout="folder", train_dir=str(hr_folder), val_dir=str(hr_folder), scale_max=3
-    )
+def test_image_folders_take_any_folders_and_ignore_non_images(hr_folder, cache_dir):
+    module = small(cache_dir, images=ImageFolders(hr_folder, hr_folder), scale_max=3)
     module.check()
     assert [p.name for p in module.train_paths] == ["a.png", "b.jpg", "c.bmp"]
 
 
 def test_test_loaders_come_one_per_set_and_scale_in_name_order(data_root, cache_dir):
-    sets = [
-        {
-            "name": "div2k",
-            "layout": "div2k",
-            "root": str(data_root),
+    sets = {
+        "div2k": {
+            "images": DIV2K(data_root),
             "scales": [2, 2.5],
             "channel": "rgb",
             "shave": "scale_plus_6",
         },
-        {
-            "name": "set5",
-            "layout": "benchmark",
-            "subdir": "Set5",
-            "root": str(data_root),
-            "scales": [[2, 3]],
-        },
-    ]
+        "set5": {"images": Benchmark(data_root, "Set5"), "scales": [[2, 3]]},
+    }
     module = small(cache_dir, eval_sets=sets)
     assert module.test_set_names == ["div2k/x2", "div2k/x2.5", "set5/x2x3"]
     loaders = module.test_dataloader()
@@ -93,7 +92,7 @@ def test_test_loaders_come_one_per_set_and_scale_in_name_order(data_root, cache_
 
 def test_missing_root_names_the_setting_the_layout_and_the_embedded_default(cache_dir):
     with pytest.raises(DatasetNotFoundError) as error:
-        small(cache_dir, layout="div2k", root=None).check()
+        small(cache_dir, images=DIV2K(None)).check()
     message = str(error.value)
     assert "data.root is not set" in message
     assert "IPE_DATA_ROOT" in message
@@ -104,7 +103,7 @@ def test_missing_root_names_the_setting_the_layout_and_the_embedded_default(cach
 def test_missing_subfolder_names_the_path_it_looked_for(data_root, cache_dir):
     shutil.rmtree(data_root / "DIV2K" / "DIV2K_train_HR")
     with pytest.raises(DatasetNotFoundError) as error:
-        small(cache_dir, layout="div2k", root=str(data_root)).check()
+        small(cache_dir, images=DIV2K(data_root)).check()
     message = str(error.value)
     assert f"looked for the folder {data_root / 'DIV2K' / 'DIV2K_train_HR'}" in message
     assert "Expected layout" in message and "python run.py" in message
@@ -112,28 +111,21 @@ def test_missing_subfolder_names_the_path_it_looked_for(data_root, cache_dir):
 
 def test_missing_or_empty_folders_are_errors(tmp_path, hr_folder, cache_dir):
     with pytest.raises(DatasetNotFoundError, match=r"data\.train_dir is not set"):
-        small(cache_dir, layout="folder", val_dir=str(hr_folder)).check()
+        small(cache_dir, images=ImageFolders(val_dir=hr_folder)).check()
     nowhere = re.escape(f"looked for the folder {tmp_path / 'nope'}")
     with pytest.raises(DatasetNotFoundError, match=nowhere):
-        small(
-            cache_dir, layout="folder", train_dir=str(tmp_path / "nope"), val_dir=str(hr_folder)
-        ).check()
+        small(cache_dir, images=ImageFolders(tmp_path / "nope", hr_folder)).check()
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("no images here")
     with pytest.raises(DatasetNotFoundError, match="has no images"):
-        small(cache_dir, layout="folder", train_dir=str(empty), val_dir=str(hr_folder)).check()
+        small(cache_dir, images=ImageFolders(empty, hr_folder)).check()
 
 
 def test_corrupt_images_are_reported_by_name_or_skipped_with_one_warning(hr_folder, cache_dir):
     (hr_folder / "bad1.png").write_bytes(b"definitely not a png")
     (hr_folder / "bad2.jpg").write_bytes(b"")
-    options = {
-        "layout": "folder",
-        "train_dir": str(hr_folder),
-        "val_dir": str(hr_folder),
-        "scale_max": 3,
-    }
+    options = {"images": ImageFolders(hr_folder, hr_folder), "scale_max": 3}
     with pytest.raises(BadImageError) as error:
         small(cache_dir, **options).check()
     assert "bad1.png" in str(error.value) and "bad2.jpg" in str(error.value)
@@ -150,9 +142,7 @@ def test_corrupt_images_are_reported_by_name_or_skipped_with_one_warning(hr_fold
 
 def test_images_smaller_than_the_largest_crop_are_skipped_with_a_list(hr_folder, cache_dir):
     # largest crop round(16·3.1) = 50: b.jpg (48 x 64) is too small, a.png (60 x 50) just fits
-    module = small(
-        cache_dir, layout="folder", train_dir=str(hr_folder), val_dir=str(hr_folder), scale_max=3.1
-    )
+    module = small(cache_dir, images=ImageFolders(hr_folder, hr_folder), scale_max=3.1)
     with pytest.warns(DataWarning) as caught:
         module.check()
     message = str(caught[0].message)
@@ -161,13 +151,7 @@ def test_images_smaller_than_the_largest_crop_are_skipped_with_a_list(hr_folder,
     assert [p.name for p in module.train_paths] == ["a.png", "c.bmp"]
 
     with pytest.raises(ValueError, match=r"no image of training images .* holds the largest"):
-        small(
-            cache_dir,
-            layout="folder",
-            train_dir=str(hr_folder),
-            val_dir=str(hr_folder),
-            scale_max=8,
-        ).check()
+        small(cache_dir, images=ImageFolders(hr_folder, hr_folder), scale_max=8).check()
 
 
 class Recorder(pl.LightningModule):
@@ -190,7 +174,7 @@ class Recorder(pl.LightningModule):
 
 
 def test_lightning_sets_the_epoch_so_each_epoch_draws_fresh_samples(data_root, cache_dir):
-    module = small(cache_dir, layout="div2k", root=str(data_root), seed=3, batch_size=2, repeat=1)
+    module = small(cache_dir, images=DIV2K(data_root), seed=3, batch_size=2, repeat=1)
     recorder = Recorder()
     trainer = pl.Trainer(
         max_epochs=2,
@@ -216,19 +200,24 @@ def test_lightning_sets_the_epoch_so_each_epoch_draws_fresh_samples(data_root, c
     assert not torch.equal(recorder.seen[0][1], recorder.seen[2][1])
 
 
-def test_check_runs_before_any_image_is_decoded(data_root, cache_dir, monkeypatch):
-    import ipe_lightning.data.images as images
+def test_check_reads_headers_only(data_root, cache_dir, monkeypatch):
+    from PIL import ImageFile
 
-    def no_decoding(path):
-        raise AssertionError(f"check() decoded {path}")
-
-    monkeypatch.setattr(images, "decode_rgb", no_decoding)
     Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(
         data_root / "DIV2K" / "DIV2K_train_HR" / "0004.png"
     )
-    module = small(cache_dir, layout="div2k", root=str(data_root))
+
+    def no_decoding(image):
+        raise AssertionError("check() decoded pixels")
+
+    # Pillow decodes pixels in load() (ImageFile's for files read from disk), never in open().
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    module = small(cache_dir, images=DIV2K(data_root), eval_sets=div2k_and_set5(data_root))
     module.check()
     assert len(module.train_paths) == 4
+    assert module.test_set_names == ["div2k/x2", "div2k/x2.5", "set5/x2"]
+    with pytest.raises(RuntimeError, match="decoded pixels"):  # a decode would be caught
+        module.test_dataloader()[0].dataset[0]
 
 
 def fit(module, ckpt_path=None, checkpoint_dir=None):
@@ -263,7 +252,7 @@ def test_resuming_from_any_checkpoint_continues_with_the_uninterrupted_samples(
     data_root, cache_dir, tmp_path, workers
 ):
     def module():
-        options = {"layout": "div2k", "root": str(data_root), "repeat": 1, "val_first_k": 1}
+        options = {"images": DIV2K(data_root), "repeat": 1, "val_first_k": 1}
         return small(cache_dir, num_workers=workers, **options)
 
     full = fit(module(), checkpoint_dir=tmp_path / "ckpt")  # 3 images, batch 2: 2 batches an epoch
@@ -282,17 +271,9 @@ def test_resuming_from_any_checkpoint_continues_with_the_uninterrupted_samples(
 
 
 def test_a_test_run_checks_only_the_evaluation_sets(data_root, cache_dir):
-    sets = [
-        {
-            "name": "set5",
-            "layout": "benchmark",
-            "subdir": "Set5",
-            "root": str(data_root),
-            "scales": [2],
-        }
-    ]
+    sets = {"set5": {"images": Benchmark(data_root, "Set5"), "scales": [2]}}
     shutil.rmtree(data_root / "DIV2K")
-    module = small(cache_dir, layout="div2k", root=str(data_root), eval_sets=sets)
+    module = small(cache_dir, images=DIV2K(data_root), eval_sets=sets)
     module.check("test")
     assert module.test_set_names == ["set5/x2"]
     with pytest.raises(DatasetNotFoundError, match="DIV2K_train_HR"):

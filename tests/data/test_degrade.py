@@ -1,4 +1,4 @@
-"""Generated LR follows the METHOD.md §4 crop rule exactly; paired HR is cropped to LR·s."""
+"""Generated LR follows the crop rule of docs/method.md §4 exactly; paired HR is cropped to LR·s."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def pillow_bicubic(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 # (HR size, scale) -> (LR size, HR crop), worked out by hand from
-# h_lr = floor(H / s_h + 1e-9), HR crop = round(h_lr · s_h) (METHOD.md §4).
+# h_lr = floor(H / s_h + 1e-9), HR crop = round(h_lr · s_h) (docs/method.md §4).
 CASES = [
     ((101, 77), 2.5, (40, 30), (100, 75)),  # 101/2.5 = 40.4, 77/2.5 = 30.8
     ((101, 77), [2.5, 3], (40, 25), (100, 75)),  # per axis: 77/3 = 25.67 -> 25, 25·3 = 75

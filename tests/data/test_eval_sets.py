@@ -1,4 +1,4 @@
-"""Evaluation sets follow METHOD.md §4: paired LR where provided, the crop rule elsewhere."""
+"""Evaluation sets follow docs/method.md §4: paired LR where provided, the crop rule elsewhere."""
 
 from __future__ import annotations
 
@@ -17,19 +17,27 @@ from ipe_lightning.data.eval_sets import (
     build_eval_datasets,
     collate_eval,
     resolve_shave,
-    scale_tag,
 )
 from ipe_lightning.data.images import decode_rgb
 from ipe_lightning.data.layouts import DatasetNotFoundError
+from ipe_lightning.data.sources import DIV2K, Benchmark, BundledPhotos, ImageFolders
+from ipe_lightning.scales import scale_tag
 
 
 def as_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
+def eval_set(name, images, scales, **extra) -> EvalSetSpec:
+    return EvalSetSpec.from_config(name, {"images": images, "scales": scales, **extra})
+
+
 def div2k(root, scales, **extra):
-    spec = {"name": "div2k", "layout": "div2k", "root": str(root), "scales": scales}
-    return spec | {"channel": "rgb", "shave": "scale_plus_6"} | extra
+    return eval_set("div2k", DIV2K(root), scales, channel="rgb", shave="scale_plus_6", **extra)
+
+
+def set5(root, scales, **extra):
+    return eval_set("set5", Benchmark(root, "Set5"), scales, **extra)
 
 
 @pytest.mark.parametrize(
@@ -85,15 +93,7 @@ def test_integer_scales_without_provided_lr_are_generated(data_root):
 
 
 def test_benchmarks_evaluate_y_with_shave_s_and_order_sets_by_scale(data_root):
-    spec = {
-        "name": "set5",
-        "layout": "benchmark",
-        "subdir": "Set5",
-        "root": str(data_root),
-        "scales": [4, 2, 8],
-        "channel": "y",
-        "shave": "scale",
-    }
+    spec = set5(data_root, [4, 2, 8], channel="y", shave="scale")
     named = build_eval_datasets(spec, decode_rgb)
     assert [name for name, _ in named] == ["set5/x4", "set5/x2", "set5/x8"]
     assert [dataset.paired_scale for _, dataset in named] == [4, 2, None]
@@ -103,14 +103,14 @@ def test_benchmarks_evaluate_y_with_shave_s_and_order_sets_by_scale(data_root):
 
 
 def test_bundled_set_needs_no_root_and_holds_the_held_out_photos():
-    spec = {"name": "sample", "layout": "bundled", "scales": [2.5], "channel": "y"}
+    spec = eval_set("sample", BundledPhotos(), [2.5], channel="y")
     ((name, dataset),) = build_eval_datasets(spec, decode_rgb)
     assert name == "sample/x2.5"
     assert [pair.name for pair in dataset.pairs] == ["chelsea", "rocket"]
 
 
 def test_folder_set_reads_images_only(hr_folder):
-    spec = {"name": "folder", "layout": "folder", "root": str(hr_folder), "scales": [2]}
+    spec = eval_set("folder", ImageFolders(test_dir=hr_folder), [2])
     ((_, dataset),) = build_eval_datasets(spec, decode_rgb)
     assert [pair.name for pair in dataset.pairs] == ["a", "b", "c"]
 
@@ -129,15 +129,8 @@ def test_test_batches_have_a_batch_dim_and_plain_metadata(data_root):
 def test_missing_lr_file_is_an_error_naming_the_pair(data_root):
     lr_file = data_root / "benchmark" / "Set5" / "LR_bicubic" / "X2" / "birdx2.png"
     lr_file.unlink()
-    spec = {
-        "name": "set5",
-        "layout": "benchmark",
-        "subdir": "Set5",
-        "root": str(data_root),
-        "scales": [2],
-    }
     with pytest.raises(DatasetNotFoundError) as error:
-        build_eval_datasets(spec, decode_rgb)
+        build_eval_datasets(set5(data_root, [2]), decode_rgb)
     message = str(error.value)
     assert "1 LR file(s) missing" in message
     assert f"HR {data_root / 'benchmark' / 'Set5' / 'HR' / 'bird.png'} -> LR {lr_file}" in message
@@ -162,7 +155,7 @@ def test_missing_lr_folder_is_an_error_naming_it(data_root):
 
 def test_missing_root_says_how_to_set_it_and_how_to_run_the_default(data_root):
     with pytest.raises(DatasetNotFoundError) as error:
-        build_eval_datasets(div2k(None, [2]) | {"root": None}, decode_rgb)
+        build_eval_datasets(div2k(None, [2]), decode_rgb)
     message = str(error.value)
     assert "eval.root is not set" in message and "IPE_DATA_ROOT" in message
     assert "DIV2K/DIV2K_valid_HR/0801.png" in message  # the expected layout
@@ -171,13 +164,7 @@ def test_missing_root_says_how_to_set_it_and_how_to_run_the_default(data_root):
 
 def test_missing_benchmark_folder_names_the_path(data_root):
     shutil.rmtree(data_root / "benchmark" / "Urban100")
-    spec = {
-        "name": "urban100",
-        "layout": "benchmark",
-        "subdir": "Urban100",
-        "root": str(data_root),
-        "scales": [2],
-    }
+    spec = eval_set("urban100", Benchmark(data_root, "Urban100"), [2])
     with pytest.raises(DatasetNotFoundError) as error:
         build_eval_datasets(spec, decode_rgb)
     message = str(error.value)
@@ -192,21 +179,26 @@ def test_too_large_a_scale_for_an_image_is_an_error_naming_it(data_root):
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("name", "change", "message"),
     [
-        ({"colour": "rgb"}, "unknown keys"),
-        ({"channel": "ycbcr"}, "channel must be one of"),
-        ({"layout": "zip"}, "layout must be one of"),
-        ({"scales": []}, "scales must be a non-empty list"),
-        ({"scales": [0]}, "scale must be positive"),
-        ({"layout": "benchmark"}, "needs subdir"),
-        ({"name": "a/b"}, "without '/'"),
+        ("x", {"colour": "rgb"}, "unknown keys"),
+        ("x", {"channel": "ycbcr"}, "channel must be one of"),
+        ("x", {"images": "zip"}, "images must be an image source"),
+        ("x", {"images": {"_target_": "ipe_lightning.data.DIV2K"}}, "hydra.utils.instantiate"),
+        ("x", {"scales": []}, "scales must be a non-empty list"),
+        ("x", {"scales": [0]}, "scale must be positive"),
+        ("a/b", {}, "without '/'"),
     ],
 )
-def test_bad_specs_are_errors(change, message):
-    spec = {"name": "x", "layout": "folder", "root": "/nowhere", "scales": [2]} | change
+def test_bad_specs_are_errors(name, change, message):
+    spec = {"images": ImageFolders(test_dir="/nowhere"), "scales": [2]} | change
     with pytest.raises(ValueError, match=message):
-        EvalSetSpec.from_config(spec)
+        EvalSetSpec.from_config(name, spec)
+
+
+def test_a_benchmark_needs_its_folder_name():
+    with pytest.raises(ValueError, match="needs subdir"):
+        Benchmark("/nowhere", "")
 
 
 def test_an_image_cut_short_is_an_error_naming_it_when_read(data_root):

@@ -9,6 +9,7 @@ import torch
 
 from ipe_lightning.data.datamodule import SRDataModule
 from ipe_lightning.data.sampler import EpochSampler
+from ipe_lightning.data.sources import BundledPhotos
 
 
 def pairs(size=10, epoch=0, **options):
@@ -69,7 +70,7 @@ def bundled_cache(tmp_path_factory):
 
 def first_batches(cache_dir, count=2, rank=0, world_size=1, epoch=0, **options):
     options = {"batch_size": 4, "sample_q": 16, "repeat": 2, "num_workers": 0} | options
-    module = SRDataModule(layout="bundled", cache_dir=cache_dir, seed=5, **options)
+    module = SRDataModule(BundledPhotos(), cache_dir=cache_dir, seed=5, **options)
     module.trainer = SimpleNamespace(global_rank=rank, world_size=world_size, current_epoch=0)
     loader = module.train_dataloader()
     loader.sampler.set_epoch(epoch)

@@ -12,7 +12,17 @@ from PIL import Image
 
 from ipe_lightning.inference import upsample
 from ipe_lightning.metrics import psnr_per_image, ssim_per_image
-from ipe_lightning.models import LIIF, EDSRBaseline, MetaSR
+from ipe_lightning.models import (
+    IPE,
+    LIIF,
+    PE,
+    Cell,
+    EDSRBaseline,
+    MetaSR,
+    NoEncoding,
+    PlainMLP,
+    SkipMLP,
+)
 from tests.support.runs import read_record, run_script, tiny_overrides
 
 pytestmark = [
@@ -32,10 +42,13 @@ def _exact_fp32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+ENCODINGS = {"ipe": IPE(10), "pe": PE(10), "cell": Cell(), "none": NoEncoding()}
+MLPS = {"skip": SkipMLP, "plain": PlainMLP}
+
+
 def liif(impl: str, encoding: str = "ipe", mlp: str = "skip", seed: int = 0) -> LIIF:
     torch.manual_seed(seed)
-    extra = {"bandwidth": 10} if encoding in ("ipe", "pe") else {}
-    return LIIF(EDSRBaseline(n_resblocks=2), encoding=encoding, mlp=mlp, impl=impl, **extra)
+    return LIIF(EDSRBaseline(n_resblocks=2), encoding=ENCODINGS[encoding], mlp=MLPS[mlp], impl=impl)
 
 
 def batch(seed: int = 0, size: int = 20, queries: int = 300):
@@ -84,7 +97,7 @@ def test_bf16_autocast_decoding_stays_close_to_fp32():
 
 def test_metasr_runs_on_cuda_like_on_the_cpu():
     torch.manual_seed(0)
-    net = MetaSR(EDSRBaseline(n_resblocks=2), meta_input="ipe", bandwidth=4)
+    net = MetaSR(EDSRBaseline(n_resblocks=2), encoding=IPE(4))
     lr, coord, cell = batch(queries=100)
     expected = net(lr, coord, cell)
     got = net.to(CUDA)(lr.to(CUDA), coord.to(CUDA), cell.to(CUDA)).cpu()

@@ -12,7 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ipe_lightning.models import LIIF, RDN, EDSRBaseline, MetaSR, from_liif_checkpoint
+from ipe_lightning.models import (
+    LIIF,
+    RDN,
+    Cell,
+    EDSRBaseline,
+    MetaSR,
+    NoEncoding,
+    PlainMLP,
+    from_liif_checkpoint,
+    read_checkpoint,
+)
 
 C = 64
 
@@ -150,7 +160,7 @@ def test_liif_edsr_checkpoint_saved_to_a_file_loads_by_path(tmp_path):
     with torch.no_grad():
         # the encoder is the official EDSR-baseline without mean shift or upsampler
         torch.testing.assert_close(net.encode(lr), official_edsr_baseline(sd, lr))
-        by_hand = load_by_hand(LIIF(EDSRBaseline(), encoding="cell", mlp="plain"), sd, 5)
+        by_hand = load_by_hand(LIIF(EDSRBaseline(), encoding=Cell(), mlp=PlainMLP), sd, 5)
         torch.testing.assert_close(net(lr, coord, cell), by_hand(lr, coord, cell))
         # a str path works as well as a Path
         torch.testing.assert_close(
@@ -165,7 +175,7 @@ def test_liif_rdn_checkpoint_loads_from_a_dict():
     lr, coord, cell = queries(3)
     with torch.no_grad():
         torch.testing.assert_close(net.encode(lr), official_rdn(sd, lr), rtol=1e-4, atol=1e-4)
-        by_hand = load_by_hand(LIIF(RDN(), encoding="cell", mlp="plain"), sd, 5)
+        by_hand = load_by_hand(LIIF(RDN(), encoding=Cell(), mlp=PlainMLP), sd, 5)
         torch.testing.assert_close(net(lr, coord, cell), by_hand(lr, coord, cell))
 
 
@@ -176,9 +186,7 @@ def test_metasr_checkpoint_loads(encoder):
     assert isinstance(net, MetaSR)
     lr, coord, cell = queries(5)
     with torch.no_grad():
-        by_hand = load_by_hand(
-            MetaSR(RDN() if encoder == "rdn" else EDSRBaseline(), meta_input="plain"), sd, 2
-        )
+        by_hand = load_by_hand(MetaSR(RDN() if encoder == "rdn" else EDSRBaseline()), sd, 2)
         torch.testing.assert_close(net(lr, coord, cell), by_hand(lr, coord, cell))
 
 
@@ -197,8 +205,8 @@ def test_liif_switches_in_the_checkpoint_args_are_honoured(liif_args):
     by_hand = load_by_hand(
         LIIF(
             EDSRBaseline(),
-            encoding="cell",
-            mlp="plain",
+            encoding=Cell(),
+            mlp=PlainMLP,
             local_ensemble=liif_args.get("local_ensemble", True),
             feat_unfold=liif_args.get("feat_unfold", True),
         ),
@@ -219,7 +227,7 @@ def test_cell_decode_false_gives_a_network_without_cell_input():
     with torch.no_grad():
         out = net(lr, coord, cell)
         torch.testing.assert_close(net(lr, coord, cell * 3.7), out, rtol=0, atol=0)
-        by_hand = load_by_hand(LIIF(EDSRBaseline(), encoding="none", mlp="plain"), sd, 5)
+        by_hand = load_by_hand(LIIF(EDSRBaseline(), encoding=NoEncoding(), mlp=PlainMLP), sd, 5)
         torch.testing.assert_close(out, by_hand(lr, coord, cell))
 
 
@@ -248,12 +256,12 @@ def test_missing_and_unexpected_keys_are_listed():
     del sd["encoder.body.3.body.0.weight"]
     del sd["imnet.layers.8.bias"]
     sd["imnet.layers.10.weight"] = torch.zeros(3, 3)
-    with pytest.raises(ValueError, match="missing") as error:
+    with pytest.raises(ValueError, match=r"(?i)missing") as error:
         from_liif_checkpoint(checkpoint)
     message = str(error.value)
     assert "encoder.body.3.body.0.weight" in message
     assert "layers.8.bias" in message
-    assert "unexpected" in message and "layers.10.weight" in message
+    assert "unexpected" in message.lower() and "layers.10.weight" in message
 
 
 def test_missing_keys_alone_are_a_value_error():
@@ -268,3 +276,23 @@ def test_a_tensor_of_the_wrong_shape_is_a_value_error():
     checkpoint["model"]["sd"]["imnet.layers.0.weight"] = torch.zeros(256, 600)
     with pytest.raises(ValueError, match=r"layers\.0\.weight"):
         from_liif_checkpoint(checkpoint)
+
+
+def test_an_official_checkpoint_gives_a_config_of_parts(tmp_path):
+    # the config tasks.py hands to SRModule: encoding and MLP as `_target_` parts, no strings
+    checkpoint, _ = official_checkpoint("liif", "edsr-baseline", cell_decode=False)
+    path = tmp_path / "liif.pth"
+    torch.save(checkpoint, path)
+    config, _ = read_checkpoint(path)
+    assert config["encoding"] == {"_target_": "ipe_lightning.models.encodings.NoEncoding"}
+    assert config["mlp"] == {
+        "_target_": "ipe_lightning.models.mlp.PlainMLP",
+        "_partial_": True,
+        "hidden": [256, 256, 256, 256],
+    }
+    metasr, _ = official_checkpoint("metasr", "edsr-baseline")
+    torch.save(metasr, path)
+    config, _ = read_checkpoint(path)
+    assert config["encoding"] == {"_target_": "ipe_lightning.models.encodings.MetaPlain"}
+    assert config["mlp"]["hidden"] == [256]
+    assert not {"bandwidth", "hidden", "meta_input"} & set(config)

@@ -1,8 +1,9 @@
-"""Claims about the coordinate encodings (METHOD.md §2, paper Eqs. 3-7).
+"""Claims about the coordinate encodings (docs/method.md §2, paper Eqs. 3-7).
 
-Oracles: a plain-Python γ written from METHOD.md, hand-computed values, and the box average of γ
-over the pixel by composite Gauss-Legendre quadrature in float64 (an integral, not the closed
-form the implementation uses).
+Oracles: a plain-Python γ written from docs/method.md §2, hand-computed values, and the box
+average of γ over the pixel by composite Gauss-Legendre quadrature in float64 (an integral, not
+the closed form the implementation uses). The parts are called as ``encoding(offset, radius)``
+with the radius ``(1/s_h, 1/s_w)``, half the query pixel in LIIF's relative-coordinate units.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ import pytest
 import torch
 
 from ipe_lightning.models.encodings import (
-    encoding_width,
+    IPE,
+    PE,
+    Cell,
+    IPECell,
+    MetaPlain,
+    NoEncoding,
     frequencies,
-    get_encoding,
     integrated_positional_encoding,
     positional_encoding,
 )
 
-L = 10  # METHOD.md §2 default bandwidth
+L = 10  # docs/method.md §2 default bandwidth
 
 
 def naive_pe(c: tuple[float, float], bandwidth: int) -> list[float]:
@@ -218,19 +223,40 @@ def test_ipe_terms_with_large_omega_r_vanish_per_axis():
     torch.testing.assert_close(ipe[..., [1, 3]], pe[..., [1, 3]], rtol=0, atol=(512e-4) ** 2 / 6)
 
 
+ENCODINGS = {
+    "none": NoEncoding(),
+    "cell": Cell(),
+    "pe": PE(L),
+    "ipe": IPE(L),
+    "ipe_cell": IPECell(L),
+    "meta_plain": MetaPlain(),
+}
+
+
 @pytest.mark.parametrize(
     ("name", "width"),
-    [("none", 2), ("cell", 4), ("pe", 4 * L), ("ipe", 4 * L), ("ipe_cell", 4 * L + 2)],
-)
-def test_encoding_widths(name, width):
-    assert encoding_width(name, L) == width
-    rel_coord = torch.zeros(2, 5, 2)
-    rel_cell = torch.full((2, 5, 2), 0.5)
-    assert get_encoding(name)(rel_coord, rel_cell, L).shape == (2, 5, width)
+    [("none", 2), ("cell", 4), ("pe", 4 * L), ("ipe", 4 * L), ("ipe_cell", 4 * L + 2),
+     ("meta_plain", 3)],
+)  # fmt: skip
+def test_each_encoding_returns_as_many_values_as_its_width(name, width):
+    encoding = ENCODINGS[name]
+    assert encoding.width == width
+    offset = torch.zeros(2, 5, 2)
+    radius = torch.full((2, 5, 2), 0.25)
+    assert encoding(offset, radius).shape == (2, 5, width)
+
+
+def test_the_width_of_a_banded_encoding_follows_its_bandwidth():
+    for bandwidth in (1, 4, 16):
+        assert PE(bandwidth).width == IPE(bandwidth).width == 4 * bandwidth
+        assert IPECell(bandwidth).width == 4 * bandwidth + 2
+        offset, radius = torch.zeros(3, 2), torch.full((3, 2), 0.5)
+        assert IPECell(bandwidth)(offset, radius).shape == (3, 4 * bandwidth + 2)
 
 
 def test_each_encoding_is_the_decoder_input_of_its_table_row():
-    # METHOD.md §2 table: rel_cell = (2/s_h, 2/s_w) and the IPE radius is rel_cell / 2
+    # docs/method.md §2 table: rel_cell = (2/s_h, 2/s_w) and the IPE radius is rel_cell / 2;
+    # MetaSR's meta input is (o_y, o_x, 1/s_h) (paper Eq. 9)
     generator = torch.Generator().manual_seed(7)
     rel_coord = torch.rand(7, 2, generator=generator, dtype=torch.float64) * 4 - 2
     scales = torch.rand(7, 2, generator=generator, dtype=torch.float64) * 11 + 1
@@ -249,17 +275,18 @@ def test_each_encoding_is_the_decoder_input_of_its_table_row():
         "pe": pe,
         "ipe": ipe,
         "ipe_cell": torch.cat([ipe, rel_cell], dim=-1),
+        "meta_plain": torch.cat([rel_coord, 1 / scales[:, :1]], dim=-1),
     }
     for name, value in expected.items():
-        got = get_encoding(name)(rel_coord, rel_cell, L)
+        got = ENCODINGS[name](rel_coord, 1 / scales)
         torch.testing.assert_close(got, value, rtol=0, atol=1e-10, msg=name)
 
 
-def test_unknown_encoding_is_a_value_error_that_lists_the_choices():
-    with pytest.raises(ValueError, match=r"'ipe2'.*ipe_cell"):
-        get_encoding("ipe2")
-    with pytest.raises(ValueError, match="'fourier'"):
-        encoding_width("fourier", L)
+@pytest.mark.parametrize("bandwidth", [0, -3, 2.5, True, "10"], ids=str)
+@pytest.mark.parametrize("part", [PE, IPE, IPECell])
+def test_a_banded_encoding_refuses_a_bandwidth_that_is_not_a_positive_integer(part, bandwidth):
+    with pytest.raises(ValueError, match="bandwidth L must be a positive integer"):
+        part(bandwidth)
 
 
 def test_non_positive_bandwidth_is_a_value_error():

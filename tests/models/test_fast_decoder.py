@@ -1,4 +1,4 @@
-"""The fast LIIF decoder computes exactly the naive decoder's function (issue 6).
+"""The fast LIIF decoder computes exactly the naive decoder's function.
 
 Oracles: the naive decoder (``impl="naive"``, ``[z, enc]`` through the MLP per branch) for outputs
 and gradients, and ``F.unfold`` followed by a matrix product for the precomputed projections.
@@ -6,6 +6,7 @@ and gradients, and ``F.unfold`` followed by a matrix product for the precomputed
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from ipe_lightning.coords import make_cell, make_coord
-from ipe_lightning.models import LIIF, EDSRBaseline
+from ipe_lightning.models import IPE, LIIF, PE, Cell, EDSRBaseline, IPECell, NoEncoding
 from ipe_lightning.models.fast_decoder import decode_projections, layer_splits, projection_map
-from ipe_lightning.models.liif import LatentGrid
+from ipe_lightning.models.grid import LatentGrid
 from ipe_lightning.models.mlp import PlainMLP, SkipMLP
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -54,26 +55,75 @@ def outputs_and_gradients(net: LIIF, lr: torch.Tensor, coord, cell, weights):
     return output.detach(), lr.grad, grads
 
 
+class EveryOtherSkipMLP(torch.nn.Module):
+    """An MLP the decoders have never heard of: the decoder input ``u`` is re-read by every
+    second hidden layer only (``h2 = relu(W2 [h1, u])``, ``h3 = relu(W3 h2)``, ...)."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden=(16, 16, 16)) -> None:
+        super().__init__()
+        self.reads_input = (True, *(k % 2 == 1 for k in range(1, len(hidden))), False)
+        widths = [in_dim, *hidden]
+        self.layers = torch.nn.ModuleList(
+            torch.nn.Linear(widths[k] + (in_dim if k and self.reads_input[k] else 0), widths[k + 1])
+            for k in range(len(hidden))
+        )
+        self.layers.append(torch.nn.Linear(hidden[-1], out_dim))
+
+    @property
+    def linears(self):
+        return list(self.layers)
+
+    def forward(self, u):
+        h = torch.relu(self.layers[0](u))
+        for layer, reads in zip(self.layers[1:-1], self.reads_input[1:-1], strict=True):
+            h = torch.relu(layer(torch.cat([h, u], dim=-1) if reads else h))
+        return self.layers[-1](h)
+
+
+ENCODINGS = {
+    "none": NoEncoding(),
+    "cell": Cell(),
+    "pe": PE(4),
+    "ipe": IPE(4),
+    "ipe_cell": IPECell(4),
+}
+MLPS = {"plain": PlainMLP, "skip": SkipMLP, "every_other_skip": EveryOtherSkipMLP}
 CONFIGS = [
-    {"encoding": e, "mlp": m, "local_ensemble": le, "feat_unfold": fu, "bandwidth": 4}
-    for e in ["none", "cell", "pe", "ipe", "ipe_cell"]
+    {"encoding": e, "mlp": m, "local_ensemble": le, "feat_unfold": fu}
+    for e in ENCODINGS
     for m in ["plain", "skip"]
     for le in [True, False]
     for fu in [True, False]
-] + [{"encoding": "ipe", "mlp": "skip", "bandwidth": L} for L in (10, 16)]
+] + [{"encoding": f"ipe{L}", "mlp": "skip"} for L in (10, 16)]
+CONFIGS += [{"encoding": "ipe", "mlp": "every_other_skip"}]
 
 
 def config_id(config: dict) -> str:
     return "-".join(f"{k}={v}" for k, v in config.items())
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
-def test_fast_decoder_outputs_and_gradients_equal_the_naive_decoder(config):
+def tiny_pair(config: dict, hidden=(16, 16, 16), n_feats: int = 4) -> tuple[LIIF, LIIF]:
+    """The same LIIF with the naive and with the fast decoder (same weights)."""
+    name = config["encoding"]
+    encoding = IPE(int(name[3:])) if name[3:].isdigit() else ENCODINGS[name]
+    switches = {k: config[k] for k in ("local_ensemble", "feat_unfold") if k in config}
     naive, fast = (
-        LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(16, 16, 16), impl=impl, **config)
+        LIIF(
+            EDSRBaseline(n_resblocks=1, n_feats=n_feats),
+            encoding=encoding,
+            mlp=partial(MLPS[config["mlp"]], hidden=hidden),
+            impl=impl,
+            **switches,
+        )
         for impl in ("naive", "fast")
     )
     fast.load_state_dict(naive.state_dict())
+    return naive, fast
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_fast_decoder_outputs_and_gradients_equal_the_naive_decoder(config):
+    naive, fast = tiny_pair(config)
     generator = torch.Generator().manual_seed(1)
     lr = torch.rand(2, 3, *LR_SIZE, generator=generator) * 2 - 1
     coord, cell = queries()
@@ -93,12 +143,7 @@ def test_fast_decoder_outputs_and_gradients_equal_the_naive_decoder(config):
 
 def test_gradients_with_respect_to_the_query_coordinates_agree_for_a_frozen_network():
     """Only the coordinates need gradients: the fast path must still take its autograd route."""
-    config = {"encoding": "ipe", "mlp": "skip", "bandwidth": 4}
-    naive, fast = (
-        LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(16, 16), impl=impl, **config)
-        for impl in ("naive", "fast")
-    )
-    fast.load_state_dict(naive.state_dict())
+    naive, fast = tiny_pair({"encoding": "ipe", "mlp": "skip"}, hidden=(16, 16))
     lr = torch.rand(1, 3, *LR_SIZE) * 2 - 1
     coord, cell = queries(batch=1)
     grads = []
@@ -114,11 +159,8 @@ def test_gradients_with_respect_to_the_query_coordinates_agree_for_a_frozen_netw
 def test_fast_decoder_equals_naive_at_the_paper_widths():
     """64 channels (576 unfolded), L = 10, 256-wide skip MLP: the shapes the conv view must get
     right."""
-    config = {"encoding": "ipe", "mlp": "skip", "bandwidth": 10}
     torch.manual_seed(3)
-    naive = LIIF(EDSRBaseline(n_resblocks=1, n_feats=64), impl="naive", **config)
-    fast = LIIF(EDSRBaseline(n_resblocks=1, n_feats=64), impl="fast", **config)
-    fast.load_state_dict(naive.state_dict())
+    naive, fast = tiny_pair({"encoding": "ipe10", "mlp": "skip"}, hidden=(256,) * 4, n_feats=64)
     lr = torch.rand(1, 3, 12, 10) * 2 - 1
     coord = make_coord((41, 29)).unsqueeze(0)  # x3.4 by x2.9
     cell = make_cell((41, 29), coord.shape[1]).unsqueeze(0)
@@ -134,7 +176,7 @@ def test_fast_decoder_equals_naive_at_the_paper_widths():
 @pytest.mark.parametrize("row_block", [1, 7, 1000])
 def test_row_blocks_do_not_change_the_result(row_block):
     torch.manual_seed(7)
-    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(16, 16), bandwidth=10)
+    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), mlp=partial(SkipMLP, hidden=(16, 16)))
     batch, n_queries, enc_width = 2, 150, 40
     with torch.no_grad():
         grid = net.prepare(net.encode(torch.rand(batch, 3, *LR_SIZE)))
@@ -165,16 +207,27 @@ def test_projection_map_is_unfold_then_the_latent_block_of_each_input_layer(kern
 def test_only_layers_that_read_the_decoder_input_are_projected():
     plain = PlainMLP(20, 3, [8, 8, 8])
     skip = SkipMLP(20, 3, [8, 8, 8])
-    assert [s.sees_input for s in layer_splits(plain, 12)] == [True, False, False, False]
-    assert [s.sees_input for s in layer_splits(skip, 12)] == [True, True, True, False]
+    assert [s.reads_input for s in layer_splits(plain, 12)] == [True, False, False, False]
+    assert [s.reads_input for s in layer_splits(skip, 12)] == [True, True, True, False]
     assert [s.hidden_width for s in layer_splits(skip, 12)] == [0, 8, 8, 8]
-    with pytest.raises(TypeError, match="PlainMLP and SkipMLP"):
+    other = EveryOtherSkipMLP(20, 3, [8, 8, 8])
+    assert [s.reads_input for s in layer_splits(other, 12)] == [True, True, False, False]
+    with pytest.raises(TypeError, match="reads_input"):
         layer_splits(torch.nn.Linear(3, 3), 12)
+
+
+class SkipMLPDeclaredPlain(SkipMLP):
+    reads_input = PlainMLP.reads_input  # wrong: its later hidden layers do read the input
+
+
+def test_an_mlp_whose_declaration_does_not_fit_its_layers_is_refused():
+    with pytest.raises(ValueError, match="layer 1 of the MLP has 28 inputs"):
+        layer_splits(SkipMLPDeclaredPlain(20, 3, [8, 8, 8]), 12)
 
 
 def test_both_impls_share_one_state_dict_with_the_liif_key_names():
     naive, fast = (
-        LIIF(EDSRBaseline(n_resblocks=2, n_feats=8), encoding="cell", mlp="plain", impl=impl)
+        LIIF(EDSRBaseline(n_resblocks=2, n_feats=8), encoding=Cell(), mlp=PlainMLP, impl=impl)
         for impl in ("naive", "fast")
     )
     naive_state, fast_state = naive.state_dict(), fast.state_dict()
@@ -193,10 +246,6 @@ def test_both_impls_share_one_state_dict_with_the_liif_key_names():
 def test_unknown_impl_is_a_value_error_that_lists_the_choices():
     with pytest.raises(ValueError, match=r"unknown decoder impl 'turbo'.*\['fast', 'naive'\]"):
         LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), impl="turbo")
-
-
-def test_the_default_impl_is_fast():
-    assert LIIF(EDSRBaseline(n_resblocks=1, n_feats=4)).impl == "fast"
 
 
 @pytest.mark.parametrize("impl", ["fast", "naive"])
@@ -220,7 +269,7 @@ def test_fast_decoder_runs_under_bf16_autocast_and_stays_close_to_fp32():
     """bf16 autocast (here on CPU; CUDA uses the same dtype rules) must not trip the in-place
     products over mixed dtypes; the result is the fp32 one to bf16 precision, and it trains."""
     torch.manual_seed(5)
-    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=8), hidden=(32, 32), impl="fast")
+    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=8), mlp=partial(SkipMLP, hidden=(32, 32)))
     lr = torch.rand(2, 3, *LR_SIZE) * 2 - 1
     coord, cell = queries()
     with torch.no_grad():
@@ -239,7 +288,7 @@ def test_fast_decoder_runs_under_bf16_autocast_and_stays_close_to_fp32():
 
 def test_a_window_gives_the_whole_grid_result_for_queries_inside_it():
     torch.manual_seed(6)
-    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), hidden=(16, 16), impl="fast")
+    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), mlp=partial(SkipMLP, hidden=(16, 16)))
     lr = torch.rand(1, 3, 9, 11) * 2 - 1
     coord = make_coord((18, 22)).view(18, 22, 2)[6:12, 8:14].reshape(1, -1, 2)  # LR rows 3..5
     cell = make_cell((18, 22), coord.shape[1]).unsqueeze(0)

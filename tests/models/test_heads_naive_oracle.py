@@ -1,4 +1,4 @@
-"""The batched LIIF and MetaSR heads agree with a naive per-query loop written from METHOD.md §2.
+"""The batched LIIF and MetaSR heads agree with a naive per-query loop (docs/method.md §2).
 
 The oracle handles one query at a time in float64 with plain Python: its own nearest lookup (the
 LR pixel that contains the point), its own 3x3 unfold with zero padding, its own PE / IPE, the
@@ -8,8 +8,8 @@ Only the encoder's features come from the network (``net.encode``): the heads ar
 
 from __future__ import annotations
 
-import inspect
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -17,20 +17,38 @@ import torch
 from torch import nn
 
 from ipe_lightning.inference import upsample
-from ipe_lightning.models import LIIF, EDSRBaseline, MetaSR
+from ipe_lightning.models import (
+    IPE,
+    LIIF,
+    PE,
+    Cell,
+    EDSRBaseline,
+    IPECell,
+    MetaPlain,
+    MetaSR,
+    NoEncoding,
+    PlainMLP,
+    SkipMLP,
+)
 
 LR_SIZE = (5, 7)  # odd: no HR pixel centre of any output size falls on an LR pixel boundary
 HIDDEN = (8, 8, 8)
 BANDWIDTH = 6
-EPS = 1e-6  # LIIF code: lookup shift and clamp margin (METHOD.md §2)
+EPS = 1e-6  # LIIF code: lookup shift and clamp margin (docs/method.md §2)
 
-# The default decoder and, where the head offers them, each explicit implementation.
-IMPLS = [None]
-if "impl" in inspect.signature(LIIF).parameters:
-    IMPLS += ["fast", "naive"]
+IMPLS = [None, "fast", "naive"]  # the default decoder and each explicit implementation
+ENCODINGS = {
+    "none": NoEncoding(),
+    "cell": Cell(),
+    "pe": PE(BANDWIDTH),
+    "ipe": IPE(BANDWIDTH),
+    "ipe_cell": IPECell(BANDWIDTH),
+}
+META_INPUTS = {"plain": MetaPlain(), "pe": PE(BANDWIDTH), "ipe": IPE(BANDWIDTH)}
+MLPS = {"plain": PlainMLP, "skip": SkipMLP}
 
 
-# ---------------------------------------------------------------- oracle pieces (METHOD.md §2)
+# ---------------------------------------------------------------- oracle pieces (docs/method.md §2)
 
 
 def oracle_pe(c, bandwidth):
@@ -72,7 +90,7 @@ def pixel_centre(index, size):
 def latent(feat, index, unfold):
     """z at LR pixel ``index``: its channels, or its zero-padded 3x3 neighbourhood.
 
-    Unfolded order is ``c*9 + ky*3 + kx`` (METHOD.md §2).
+    Unfolded order is ``c*9 + ky*3 + kx`` (docs/method.md §2).
     """
     channels, height, width = feat.shape
     row, col = index
@@ -219,10 +237,8 @@ def tiny_liif(encoding, mlp, ensemble, unfold, impl):
     kwargs = {} if impl is None else {"impl": impl}
     return LIIF(
         EDSRBaseline(n_resblocks=1, n_feats=4),
-        encoding=encoding,
-        bandwidth=BANDWIDTH,
-        mlp=mlp,
-        hidden=HIDDEN,
+        encoding=ENCODINGS[encoding],
+        mlp=partial(MLPS[mlp], hidden=HIDDEN),
         local_ensemble=ensemble,
         feat_unfold=unfold,
         **kwargs,
@@ -233,9 +249,8 @@ def tiny_metasr(meta_input):
     torch.manual_seed(3)
     return MetaSR(
         EDSRBaseline(n_resblocks=1, n_feats=4),
-        meta_input=meta_input,
-        bandwidth=BANDWIDTH,
-        hidden=(8,),
+        encoding=META_INPUTS[meta_input],
+        mlp=partial(PlainMLP, hidden=(8,)),
     )
 
 

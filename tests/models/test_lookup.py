@@ -1,4 +1,4 @@
-"""Claims about the feature lookup, the feature unfold and LIIF's local ensemble (METHOD.md §2).
+"""Claims about the feature lookup, the 3x3 unfold and LIIF's local ensemble (docs/method.md §2).
 
 Oracles: ``F.grid_sample`` (nearest and bilinear, a second implementation of the same pixel
 convention), bilinear weights of the four surrounding LR centres computed directly, and an unfold
@@ -7,16 +7,17 @@ written with explicit 3x3 neighbourhood indexing.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ipe_lightning.models import LIIF
+from ipe_lightning.models import LIIF, NoEncoding, PlainMLP
 from ipe_lightning.models.lookup import (
     ensemble_shifts,
     ensemble_weights,
-    index_centers,
     nearest_index,
     unfold_features,
 )
@@ -63,17 +64,6 @@ def test_nearest_index_keeps_batch_dimensions():
     torch.testing.assert_close(got.view(-1), grid_sample_index(coord.view(-1, 2), (5, 7)))
 
 
-def test_index_centers_are_the_pixel_centres_of_the_row_major_index():
-    height, width = 3, 5
-    index = torch.arange(height * width)
-    got = index_centers(index, (height, width), dtype=torch.float64)
-    for k in range(height * width):
-        i, j = divmod(k, width)
-        assert got[k].tolist() == pytest.approx(
-            [-1 + (2 * i + 1) / height, -1 + (2 * j + 1) / width], abs=1e-15
-        )
-
-
 def naive_unfold(feat: torch.Tensor) -> torch.Tensor:
     """Each position's zero-padded 3x3 neighbourhood, channel order ``c*9 + ky*3 + kx``."""
     batch, channels, height, width = feat.shape
@@ -96,7 +86,7 @@ def test_unfold_is_the_zero_padded_3x3_neighbourhood_in_channel_major_order():
 
 def test_ensemble_shifts_are_half_an_lr_pixel_plus_a_positive_epsilon_in_liif_order():
     got = ensemble_shifts((4, 5), local_ensemble=True)
-    # METHOD.md §2: order (-1,-1), (-1,+1), (+1,-1), (+1,+1); shift v/h + 1e-6 (eps always +)
+    # docs/method.md §2: order (-1,-1), (-1,+1), (+1,-1), (+1,+1); shift v/h + 1e-6 (eps always +)
     expected = [(vy / 4 + 1e-6, vx / 5 + 1e-6) for vy, vx in [(-1, -1), (-1, 1), (1, -1), (1, 1)]]
     assert len(got) == 4
     for g, e in zip(got, expected, strict=True):
@@ -149,7 +139,8 @@ class LRIdentity(nn.Module):
 
 def interpolating_liif() -> LIIF:
     """LIIF whose decoder returns its latent z (valid for z >= 0): output = Σ_t w_t z_t."""
-    net = LIIF(LRIdentity(), encoding="none", mlp="plain", hidden=(3,), feat_unfold=False).double()
+    mlp = partial(PlainMLP, hidden=(3,))
+    net = LIIF(LRIdentity(), encoding=NoEncoding(), mlp=mlp, feat_unfold=False).double()
     first, last = [m for m in net.mlp.modules() if isinstance(m, nn.Linear)]
     with torch.no_grad():
         first.weight.zero_()
@@ -183,7 +174,7 @@ def test_local_ensemble_is_bilinear_interpolation_in_the_interior(size):
 
 def test_local_ensemble_at_the_border_is_bilinear_with_border_padding():
     # Near the border, clamped branches read the same edge pixel, so the ensemble becomes
-    # bilinear interpolation with edge replication (a consequence of METHOD.md §2).
+    # bilinear interpolation with edge replication (a consequence of docs/method.md §2).
     height, width = 5, 7
     lr = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(7)).double()
     coord = queries(300, seed=8, margin=1e-5)

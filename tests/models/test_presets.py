@@ -1,13 +1,14 @@
 """Every model preset builds from the repo's Hydra configs, has the paper's size and trains.
 
-Oracles: parameter counts computed here from the layer formulas of METHOD.md §2 (not read from the
-network), and networks built by hand from the constructor arguments the paper names.
+Oracles: parameter counts computed here from the layer formulas of docs/method.md §2 (not read from
+the network), and networks built by hand from the parts the paper names.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,18 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch import nn
 
-from ipe_lightning.models import LIIF, RDN, EDSRBaseline, MetaSR
+from ipe_lightning.models import (
+    IPE,
+    LIIF,
+    PE,
+    RDN,
+    Cell,
+    EDSRBaseline,
+    MetaPlain,
+    MetaSR,
+    PlainMLP,
+    SkipMLP,
+)
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 PRESETS = ["ipe_liif", "liif", "liif_pe", "metasr", "metasr_pe", "ipe_metasr"]
@@ -72,14 +84,6 @@ HEADS = {
 }
 
 
-def test_stated_sizes_follow_from_the_layer_formulas():
-    # the issue's numbers, re-derived: a check on the formulas this file uses
-    assert EDSR_BASELINE == 1_220_416
-    assert RDN_B == 21_973_952
-    assert HEADS["liif"][1] == 346_883
-    assert HEADS["ipe_liif"][1] == 829_187
-
-
 # ---------------------------------------------------------------- building from Hydra
 
 
@@ -107,6 +111,19 @@ def first_linear(net: nn.Module) -> nn.Linear:
     return next(m for m in net.mlp.modules() if isinstance(m, nn.Linear))
 
 
+def test_the_paper_networks_have_the_sizes_the_docs_state():
+    # README and conf/model/encoder/*.yaml state these numbers; the formulas above give them too
+    ipe_liif, liif, rdn = (
+        build("ipe_liif", "edsr_baseline"),
+        build("liif", "edsr_baseline"),
+        build("liif", "rdn"),
+    )
+    assert count(ipe_liif.encoder) == EDSR_BASELINE == 1_220_416
+    assert count(rdn.encoder) == RDN_B == 21_973_952
+    assert count(liif) - count(liif.encoder) == HEADS["liif"][1] == 346_883
+    assert count(ipe_liif) - count(ipe_liif.encoder) == HEADS["ipe_liif"][1] == 829_187
+
+
 def test_root_config_defaults_to_ipe_liif_with_edsr_baseline():
     model = compose_root().model
     assert model.name == "ipe_liif"
@@ -128,15 +145,20 @@ def test_preset_builds_with_the_stated_parameter_counts(preset, encoder):
 
 
 def hand_built(preset: str) -> nn.Module:
-    # the constructor arguments METHOD.md §2 names for each preset
+    # the parts docs/method.md §2 names for each preset
     encoder = EDSRBaseline(n_resblocks=16, n_feats=64)
+    liif_mlp = {
+        "plain": partial(PlainMLP, hidden=[256] * 4),
+        "skip": partial(SkipMLP, hidden=[256] * 4),
+    }
+    filter_mlp = partial(PlainMLP, hidden=[256])
     return {
-        "liif": lambda: LIIF(encoder, encoding="cell", mlp="plain"),
-        "liif_pe": lambda: LIIF(encoder, encoding="pe", bandwidth=10, mlp="plain"),
-        "ipe_liif": lambda: LIIF(encoder, encoding="ipe", bandwidth=10, mlp="skip"),
-        "metasr": lambda: MetaSR(encoder, meta_input="plain"),
-        "metasr_pe": lambda: MetaSR(encoder, meta_input="pe", bandwidth=10),
-        "ipe_metasr": lambda: MetaSR(encoder, meta_input="ipe", bandwidth=10),
+        "liif": lambda: LIIF(encoder, encoding=Cell(), mlp=liif_mlp["plain"]),
+        "liif_pe": lambda: LIIF(encoder, encoding=PE(10), mlp=liif_mlp["plain"]),
+        "ipe_liif": lambda: LIIF(encoder, encoding=IPE(10), mlp=liif_mlp["skip"]),
+        "metasr": lambda: MetaSR(encoder, encoding=MetaPlain(), mlp=filter_mlp),
+        "metasr_pe": lambda: MetaSR(encoder, encoding=PE(10), mlp=filter_mlp),
+        "ipe_metasr": lambda: MetaSR(encoder, encoding=IPE(10), mlp=filter_mlp),
     }[preset]()
 
 
@@ -188,12 +210,27 @@ def test_preset_runs_forward_and_backward(preset, encoder, scale):
 
 # Table 4 ablations: overrides of ipe_liif → (decoder input width, decoder parameters)
 ABLATIONS = {
-    "model.net.bandwidth=4": (LATENT + 16, skip_mlp(LATENT + 16)),
-    "model.net.bandwidth=16": (LATENT + 64, skip_mlp(LATENT + 64)),
-    "model.net.encoding=ipe_cell": (LATENT + 4 * L + 2, skip_mlp(LATENT + 4 * L + 2)),
-    "model.net.mlp=plain": (LATENT + 4 * L, plain_mlp(LATENT + 4 * L)),
-    "model.net.encoding=pe": (LATENT + 4 * L, skip_mlp(LATENT + 4 * L)),
+    "model.net.encoding.bandwidth=4": (LATENT + 16, skip_mlp(LATENT + 16)),
+    "model.net.encoding.bandwidth=16": (LATENT + 64, skip_mlp(LATENT + 64)),
+    "model/encoding=ipe_cell": (LATENT + 4 * L + 2, skip_mlp(LATENT + 4 * L + 2)),
+    "model/mlp=plain": (LATENT + 4 * L, plain_mlp(LATENT + 4 * L)),
+    "model/encoding=pe": (LATENT + 4 * L, skip_mlp(LATENT + 4 * L)),
 }
+
+
+def test_the_meta_input_of_metasr_is_the_same_config_group():
+    # the encodings are shared parts: MetaSR w/ PE is metasr with model/encoding=pe
+    by_override = build("metasr", "edsr_baseline", "model/encoding=pe")
+    assert by_override.encoding == build("metasr_pe", "edsr_baseline").encoding == PE(10)
+    assert count(by_override) == count(build("metasr_pe", "edsr_baseline"))
+
+
+def test_a_preset_without_a_bandwidth_has_no_bandwidth_key():
+    for preset in ["liif", "metasr"]:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            net = compose(config_name=None, overrides=[f"+model={preset}"]).model.net
+        assert "bandwidth" not in net and "bandwidth" not in net.encoding, preset
+        assert "hidden" not in net, preset  # the MLP's own argument
 
 
 @pytest.mark.parametrize("override", list(ABLATIONS))

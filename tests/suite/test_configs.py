@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 import torch
@@ -68,10 +67,11 @@ def test_every_experiment_evaluates_exactly_its_tables_scales():
         train_scales = f"U(1,{cfg.data.scale_max})"
         assert cfg.data.scale_min == 1
         assert {float(s) for s in cfg.eval.scales} == paper[(table, train_scales)], name
-        assert cfg.trainer.max_epochs == 1000 and cfg.optim.lr == 1e-4, name
-        assert list(cfg.optim.milestones) == [200, 400, 600, 800], name
-        assert cfg.data.batch_size == 16 and cfg.data.layout == "div2k", name
-        first_set = cfg.eval.sets[0].name
+        assert cfg.trainer.max_epochs == 1000 and cfg.optimizer.lr == 1e-4, name
+        assert list(cfg.scheduler.milestones) == [200, 400, 600, 800], name
+        assert cfg.data.batch_size == 16, name
+        assert cfg.data.images._target_ == "ipe_lightning.data.DIV2K", name
+        first_set = next(iter(cfg.eval.sets))
         assert first_set == ("set5" if table == "table2" else "div2k"), name
         assert cfg.run_name == name
 
@@ -95,7 +95,7 @@ def test_table4_ablations_are_overrides_of_ipe_liif():
 def test_the_default_config_is_the_embedded_job():
     cfg = compose_config([])
     assert cfg.mode == "train" and cfg.model.name == "ipe_liif"
-    assert cfg.data.layout == "bundled" and [s.layout for s in cfg.eval.sets] == ["bundled"]
+    bundled = "ipe_lightning.data.BundledPhotos"
+    assert cfg.data.images._target_ == bundled
+    assert [s.images._target_ for s in cfg.eval.sets.values()] == [bundled]
     assert cfg.trainer.accelerator == "cpu"
-    assert cfg.experiment is None if "experiment" in cfg else True
-    assert Path(CONF_DIR / "local" / ".gitkeep").exists()

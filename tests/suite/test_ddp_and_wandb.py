@@ -62,16 +62,14 @@ def test_wandb_without_credentials_logs_offline_one_run_per_job(tiny_hr_dir, tmp
 def test_test_images_are_split_between_ranks_without_duplicates(tiny_hr_dir, tmp_path):
     from types import SimpleNamespace
 
-    from ipe_lightning.data import SRDataModule
+    from ipe_lightning.data import ImageFolders, SRDataModule
 
-    spec = {"name": "folder", "layout": "folder", "root": str(tiny_hr_dir), "scales": [2]}
+    spec = {"images": ImageFolders(test_dir=tiny_hr_dir), "scales": [2]}
     datamodule = SRDataModule(
-        layout="folder",
-        train_dir=str(tiny_hr_dir),
-        val_dir=str(tiny_hr_dir),
+        ImageFolders(train_dir=tiny_hr_dir, val_dir=tiny_hr_dir),
         inp_size=16,
         cache_dir=str(tmp_path),
-        eval_sets=[{**spec, "channel": "y", "shave": "scale"}],
+        eval_sets={"folder": {**spec, "channel": "y", "shave": "scale"}},
     )
     names_per_rank = []
     for rank in range(2):

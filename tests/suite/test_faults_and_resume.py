@@ -53,8 +53,8 @@ def test_killed_mid_epoch_resumes_at_the_right_step_and_learning_rate(tiny_hr_di
     base = [
         *tiny_overrides(tiny_hr_dir, tmp_path / "cache"),
         "callbacks.last.every_n_train_steps=2",
-        "optim.milestones=[1]",  # lr halves when epoch 1 starts
-        "optim.lr=1e-3",
+        "scheduler.milestones=[1]",  # lr halves when epoch 1 starts
+        "optimizer.lr=1e-3",
     ]
     killed = run_script(
         "run.py", [*base, f"{FAULT}KillAtStep", "+callbacks.fault.step=5"], tmp_path / "run"

@@ -12,7 +12,7 @@ from PIL import Image
 from ipe_lightning.data.degrade import generate_lr
 from ipe_lightning.inference import upsample
 from ipe_lightning.metrics import psnr_per_image
-from ipe_lightning.models import LIIF, EDSRBaseline
+from ipe_lightning.models import LIIF, Cell, EDSRBaseline, PlainMLP
 from tests.support.runs import run_in_process, tiny_overrides
 
 
@@ -53,7 +53,7 @@ def _official_liif_checkpoint(net: LIIF) -> dict:
 
 def test_mode_test_on_an_official_liif_checkpoint_scores_that_network(tiny_hr_dir, tmp_path):
     torch.manual_seed(0)
-    net = LIIF(EDSRBaseline(), encoding="cell", mlp="plain").eval()
+    net = LIIF(EDSRBaseline(), encoding=Cell(), mlp=PlainMLP).eval()
     path = tmp_path / "epoch-best.pth"
     torch.save(_official_liif_checkpoint(net), path)
     record = run_in_process(

@@ -1,0 +1,11 @@
+"""What every job needs around ``trainer.fit``/``trainer.test``, below ``tasks`` and ``sweeps``.
+
+``ddp``          DDP ranks of a multirun job run that job, in its directory
+``requeue``      submitit's requeue signal: finish the step, save ``last.ckpt``, then requeue
+``checkpoints``  where ``last.ckpt`` is; the save on SIGTERM (preemption)
+``progress``     the progress bar with the whole run's ETA
+``examples``     LR | bicubic | SR | HR panels of the test images
+``loggers``      loggers from config; W&B that never prompts and never leaks between jobs
+
+Submodules import only what they need, so importing one does not pull in the others.
+"""

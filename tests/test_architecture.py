@@ -1,0 +1,127 @@
+"""Imports run downward: a module imports only modules of its own floor or lower, and models and
+data never import each other. The floors are the README's Layout section; this table is checked
+against it."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = "ipe_lightning"
+
+# (floor, name, members). A member is a module (``scales.py``) or a package (``models/``) under
+# ipe_lightning/, or an entry point at the repository root. Floor 1 has two sides that must not
+# import each other, written ``side | side``.
+FLOORS: list[tuple[int, str, list[list[str]]]] = [
+    (
+        0,
+        "pure helpers",
+        [["__init__.py", "allocator.py", "scales.py", "coords.py", "configs.py", "results.py"]],
+    ),
+    (1, "models | data", [["models/", "inference.py", "tiling.py"], ["data/", "bicubic.py"]]),
+    (2, "metrics", [["metrics.py"]]),
+    (3, "module", [["module.py", "predict.py"]]),
+    (4, "runtime", [["runtime/"]]),
+    (5, "tasks", [["tasks.py", "report_console.py", "bench/"]]),
+    (6, "sweeps", [["sweeps/"]]),
+    (7, "entry points", [["run.py", "sweep.py"]]),
+]
+ENTRY_POINTS = {"run.py", "sweep.py"}
+
+
+def place(path: Path) -> tuple[int, int] | None:
+    """``(floor, side)`` of a file of the package (or an entry point); ``None`` if unplaced."""
+    relative = path.relative_to(REPO)
+    inner = relative.relative_to(PACKAGE).as_posix() if relative.parts[0] == PACKAGE else None
+    for floor, _, sides in FLOORS:
+        for side, members in enumerate(sides):
+            for member in members:
+                if member in ENTRY_POINTS:
+                    if relative.as_posix() == member:
+                        return floor, side
+                elif inner is not None and (
+                    inner == member or (member.endswith("/") and inner.startswith(member))
+                ):
+                    return floor, side
+    return None
+
+
+def module_file(name: str) -> Path | None:
+    """The file of module ``ipe_lightning.a.b`` (``a/b.py`` or ``a/b/__init__.py``), if any."""
+    base = REPO.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every ``ipe_lightning`` module that ``path`` imports, at any depth (functions too), as
+    ``(line, module)``; ``from x import y`` names ``x.y`` when ``y`` is a module."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package that holds `path`
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.append((node.lineno, submodule if module_file(submodule) else base))
+    return [(line, name) for line, name in found if name.split(".")[0] == PACKAGE]
+
+
+def sources() -> list[Path]:
+    return sorted((REPO / PACKAGE).rglob("*.py")) + [REPO / name for name in sorted(ENTRY_POINTS)]
+
+
+def test_every_module_has_a_floor():
+    unplaced = [str(p.relative_to(REPO)) for p in sources() if place(p) is None]
+    assert not unplaced, f"give these a floor in FLOORS and the README Layout: {unplaced}"
+
+
+def violations() -> list[str]:
+    found = []
+    for path in sources():
+        here = place(path)
+        if here is None:
+            continue
+        for line, name in imported_modules(path):
+            target = module_file(name)
+            there = place(target) if target else None
+            if there is None:
+                continue  # not a module of ours, or unplaced (the test above says so)
+            upward = there[0] > here[0]
+            across = here[0] == there[0] == 1 and here[1] != there[1]
+            if upward or across:
+                why = "a higher floor" if upward else "the other side of floor 1"
+                found.append(f"{path.relative_to(REPO)}:{line} imports {name} ({why})")
+    return found
+
+
+def test_imports_run_downward_and_models_and_data_do_not_import_each_other():
+    found = violations()
+    assert not found, "imports against the floors:\n" + "\n".join(found)
+
+
+def readme_floors() -> list[tuple[int, str, list[list[str]]]]:
+    """The floors as the README's Layout section writes them: ``<n> <name>   <members>``."""
+    text = (REPO / "README.md").read_text()
+    layout = text.split("\n## Layout", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for match in re.finditer(r"^ {2}(\d) ([a-z |]+?) {2,}(.+)$", layout, flags=re.MULTILINE):
+        sides = [side.split(", ") for side in match[3].strip().split(" | ")]
+        rows.append((int(match[1]), match[2], sides))
+    return rows
+
+
+def test_the_readme_layout_states_these_floors():
+    assert readme_floors() == FLOORS
