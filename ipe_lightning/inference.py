@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ipe_lightning.coords import pixel_centers
@@ -31,12 +33,17 @@ from ipe_lightning.tiling import (
 __all__ = [
     "DECODER_TILE",
     "DEFAULT_MAX_QUERIES",
+    "RANGE_TOLERANCE",
     "as_scale_pair",  # re-exported: it lives in ipe_lightning.scales
+    "check_image_range",
     "count_tiles",
     "from_network_range",
+    "from_pil",
     "output_size",
     "to_network_range",
+    "to_pil",
     "upsample",
+    "upsample_pil",
 ]
 
 # LIIF test code queries 30000 pixels at a time.
@@ -45,7 +52,33 @@ DEFAULT_MAX_QUERIES = 30000
 # projections x 4 bytes = 18 MB per image, whatever the image size.
 DECODER_TILE = 64
 
+# How far outside [0, 1] an input may stray: enough for the overshoot of a bicubic resize made
+# in floating point (a few hundredths), far from 8-bit values (0-255) or a [-1, 1] image, which
+# would otherwise come out (nearly) all white or washed out without a word.
+RANGE_TOLERANCE = 0.1
+
 Progress = bool | Callable[[int, int], None]
+
+
+def check_image_range(image: torch.Tensor) -> None:
+    """``image`` must hold floats in ``[0, 1]`` (within :data:`RANGE_TOLERANCE`)."""
+    if not image.is_floating_point():
+        raise TypeError(
+            f"upsample expects a float image in [0, 1], got dtype {image.dtype}: convert 8-bit "
+            "pixels with image.float() / 255 (or pass a PIL image to upsample_pil)"
+        )
+    if image.numel() == 0:
+        return
+    low, high = (float(v) for v in torch.aminmax(image.detach()))
+    if not (low >= -RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):  # NaN fails both
+        hint = (
+            "divide 0-255 values by 255"
+            if high > 1 + RANGE_TOLERANCE
+            else "map a [-1, 1] image with (image + 1) / 2"
+        )
+        raise ValueError(
+            f"upsample expects an image in [0, 1], got values in [{low:.4g}, {high:.4g}]: {hint}"
+        )
 
 
 def to_network_range(image: torch.Tensor) -> torch.Tensor:
@@ -146,6 +179,7 @@ def upsample(
     ``progress(done, total)`` after each tile.
     """
     check_lr(image)
+    check_image_range(image)
     if max_queries < 1:
         raise ValueError(f"max_queries must be positive, got {max_queries}")
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
@@ -222,3 +256,36 @@ def _decode_tile(
     )
     rgb = from_network_range(prediction).to(cell.dtype)
     return rgb.transpose(1, 2).reshape(batch, 3, len(ys), len(xs))
+
+
+def from_pil(image: Image.Image) -> torch.Tensor:
+    """A PIL image as ``(1, 3, h, w)`` float32 in ``[0, 1]``: converted to 8-bit RGB, ``v / 255``
+    (for 16-bit files use ``ipe_lightning.data.images.decode_rgb``, which keeps their depth)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(pixels).permute(2, 0, 1)[None].contiguous()
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """``(1, 3, H, W)`` or ``(3, H, W)`` in ``[0, 1]`` → an 8-bit RGB PIL image (rounded, as a PNG
+    stores it)."""
+    if image.dim() == 4:
+        if image.shape[0] != 1:
+            raise ValueError(f"to_pil takes one image, got a batch of {image.shape[0]}")
+        image = image[0]
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"to_pil takes a (3, H, W) image, got shape {tuple(image.shape)}")
+    array = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray((array * 255).round().astype(np.uint8))
+
+
+def upsample_pil(
+    net: ImplicitSR,
+    image: Image.Image,
+    scale: float | Sequence[float] | None = None,
+    size: Sequence[int] | None = None,
+    **options: int | Progress | None,
+) -> Image.Image:
+    """:func:`upsample` for a PIL image, on the network's device; ``options`` are
+    :func:`upsample`'s (``max_queries``, ``tile``, ``progress``)."""
+    device = next(net.parameters()).device
+    return to_pil(upsample(net, from_pil(image).to(device), scale=scale, size=size, **options))

@@ -183,8 +183,8 @@ class _MeanOverImages(Metric):
     """Mean over images of a per-image metric, synchronised across DDP ranks.
 
     The states are the sum of per-image values and the image count, both reduced by ``sum``, so
-    the result over ranks equals the result of one process seeing every image (docs/method.md §4: the
-    reported number is the mean over images, not the metric of the pooled error).
+    the result over ranks equals the result of one process seeing every image (docs/method.md §4:
+    the reported number is the mean over images, not the metric of the pooled error).
 
     ``compute()`` on a metric that has seen no image returns ``nan`` (torchmetrics' convention for
     an empty mean, e.g. ``MeanMetric``; torchmetrics also warns that ``update`` was never called).
@@ -207,9 +207,19 @@ class _MeanOverImages(Metric):
     ) -> torch.Tensor:
         raise NotImplementedError
 
-    def update(self, sr: torch.Tensor, hr: torch.Tensor, *, shave: int, channel: Channel) -> None:
-        values = self.per_image(sr, hr, shave=shave, channel=channel)
-        self.total += values.sum().to(self.total)
+    def update(
+        self,
+        sr: torch.Tensor,
+        hr: torch.Tensor | None = None,
+        *,
+        shave: int = 0,
+        channel: Channel = "rgb",
+    ) -> None:
+        """Add the images ``sr`` measured against ``hr``; or, with ``hr`` left out, per-image
+        values already computed (the test step keeps them for its per-image results, so each
+        image is measured once)."""
+        values = sr if hr is None else self.per_image(sr, hr, shave=shave, channel=channel)
+        self.total += values.detach().sum().to(self.total)
         self.count += values.numel()
 
     def compute(self) -> torch.Tensor:

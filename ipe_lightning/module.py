@@ -22,11 +22,25 @@ from ipe_lightning.inference import (
     to_network_range,
     upsample,
 )
-from ipe_lightning.metrics import SRPSNR, SRSSIM
+from ipe_lightning.metrics import SRPSNR, SRSSIM, psnr_per_image, ssim_per_image
+from ipe_lightning.results import PER_IMAGE_FIELDS
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+def gather_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every rank's rows, on every rank (rank order); ``rows`` itself without a process group.
+
+    Test loaders are split between ranks without duplicates (each image is on one rank), so the
+    gathered rows hold each image once whatever the rank count.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return list(rows)
+    gathered: list[list[dict[str, Any]] | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, list(rows))
+    return [row for part in gathered for row in part or []]
 
 
 def sampled_pixel_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -43,6 +57,10 @@ class SRModule(pl.LightningModule):
     (``conf/schedule/*.yaml``): ``optimizer(params)`` and ``scheduler(optimizer)``, the scheduler
     stepped once per epoch; they are needed only to train. ``test_sets`` names the test loaders
     (``<set>/x<scale>``) in order.
+
+    After ``trainer.test``, :attr:`per_image_results` holds one dict per test image
+    (:data:`PER_IMAGE_FIELDS`), gathered from every rank, in loader order; the logged means are
+    the means of these values.
     """
 
     def __init__(
@@ -73,6 +91,7 @@ class SRModule(pl.LightningModule):
             )
             for _ in self.test_sets
         )
+        self.per_image_results: list[dict[str, Any]] = []
 
     # -- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -110,6 +129,14 @@ class SRModule(pl.LightningModule):
         }
 
     # -- testing ----------------------------------------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+
+    def on_test_epoch_end(self) -> None:
+        rows = gather_rows(self._rows)
+        rows.sort(key=lambda row: (row.pop("_loader"), row["image"]))
+        self.per_image_results = rows
+
     def test_step(
         self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, Any]:
@@ -122,14 +149,18 @@ class SRModule(pl.LightningModule):
         )
         bicubic = bicubic_upsample(lr, size)
         protocol = {"shave": batch["shave"], "channel": batch["channel"]}
+        scores = {
+            "psnr": psnr_per_image(sr, hr, **protocol),
+            "ssim": ssim_per_image(sr, hr, **protocol),
+            "bicubic_psnr": psnr_per_image(bicubic, hr, **protocol),
+            "bicubic_ssim": ssim_per_image(bicubic, hr, **protocol),
+        }
         metrics = self.test_metrics[dataloader_idx]
-        metrics["psnr"].update(sr, hr, **protocol)
-        metrics["ssim"].update(sr, hr, **protocol)
-        metrics["bicubic_psnr"].update(bicubic, hr, **protocol)
-        metrics["bicubic_ssim"].update(bicubic, hr, **protocol)
         loader = self.test_sets[dataloader_idx]
         for name, metric in metrics.items():
+            metric.update(scores[name])
             self.log(f"test/{loader}/{name}", metric, add_dataloader_idx=False, batch_size=1)
+        self._rows.extend(_per_image_rows(loader, dataloader_idx, batch["name"], scores))
         return {
             "loader": loader,
             "name": batch["name"],
@@ -138,3 +169,22 @@ class SRModule(pl.LightningModule):
             "sr": sr,
             "hr": hr,
         }
+
+
+def _per_image_rows(
+    loader: str, loader_index: int, names: Any, scores: dict[str, torch.Tensor]
+) -> list[dict[str, Any]]:
+    """The rows of one batch: ``names`` is one name (a batch of one image) or one per image."""
+    names = [names] if isinstance(names, str) else list(names)
+    set_name, _, tag = loader.rpartition("/")
+    values = {key: value.tolist() for key, value in scores.items()}
+    return [
+        {
+            "_loader": loader_index,
+            "set": set_name,
+            "scale": tag.removeprefix("x"),
+            "image": str(name),
+            **{key: float(values[key][index]) for key in PER_IMAGE_FIELDS[3:]},
+        }
+        for index, name in enumerate(names)
+    ]

@@ -7,26 +7,39 @@ A record is a JSON object (``ipe_lightning.tasks`` fills it) with at least
 ``status``    ``finished``, ``failed`` or ``preempted``
 ``metrics``   ``{"<set>/x<scale>": {"psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}}``
 ``error``     why a failed job failed (``Type: message``)
+``traceback`` a failed job's traceback, its last lines (:func:`ipe_lightning.errors.traceback_tail`)
 ``overrides`` the job's Hydra overrides (what a resumed sweep compares)
+``non_finite`` only when a number was not finite: JSON has no Infinity or NaN, so such a number
+              is written as ``null`` and listed here as ``{"at": [keys], "value": "Infinity"}``
+              (``-Infinity``, ``NaN``); :func:`read_record` puts it back. E.g. the bicubic PSNR
+              at scale 1 is infinite: the bicubic image equals the original.
 
-Rank 0 writes it atomically, so a reader sees the previous record or the new one, never half.
+Rank 0 writes it atomically (:mod:`ipe_lightning.atomic`), so a reader sees the previous record or
+the new one, never half, and with the permissions the umask gives any new file.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ipe_lightning.atomic import atomic_open
+
 RECORD_FILE = "metrics.json"
+# Beside the record: one line per test image (tidy), whose means per loader are the record's.
+PER_IMAGE_FILE = "per_image.csv"
+PER_IMAGE_FIELDS = ("set", "scale", "image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
 RECORD_VERSION = 1
 FINISHED = "finished"
+NON_FINITE = "non_finite"
 
 _TEST_KEY = re.compile(r"^test/(?P<loader>.+)/(?P<metric>psnr|ssim|bicubic_psnr|bicubic_ssim)$")
 
@@ -35,23 +48,56 @@ class RecordVersionError(ValueError):
     """A record of a schema version this code does not know (written by newer code)."""
 
 
+def _finite(data: Any, at: tuple[Any, ...] = ()) -> tuple[Any, list[dict[str, Any]]]:
+    """``data`` with every non-finite float as ``None``, and where each was (``{"at", "value"}``,
+    the value as JavaScript spells it)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        spelled = "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
+        return None, [{"at": list(at), "value": spelled}]
+    if isinstance(data, Mapping):
+        pairs = [(key, _finite(value, (*at, key))) for key, value in data.items()]
+        return {key: clean for key, (clean, _) in pairs}, [r for _, (_, rs) in pairs for r in rs]
+    if isinstance(data, (list, tuple)):
+        items = [_finite(value, (*at, index)) for index, value in enumerate(data)]
+        return [clean for clean, _ in items], [r for _, rs in items for r in rs]
+    return data, []
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it: readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(data, handle, indent=2, sort_keys=False)
+    """Write JSON atomically (readers never see half), with the umask's permissions; a number
+    that is not finite is written as ``null`` (JSON has no Infinity or NaN)."""
+    with atomic_open(path, "w") as handle:
+        json.dump(_finite(data)[0], handle, indent=2, sort_keys=False, allow_nan=False)
         handle.write("\n")
-        temporary = handle.name
-    os.replace(temporary, path)
 
 
 def write_record(run_dir: str | os.PathLike, record: Mapping[str, Any]) -> dict[str, Any]:
-    """Write ``record`` as ``<run_dir>/metrics.json``, stamped with :data:`RECORD_VERSION`;
-    return what was written."""
-    stamped = {"version": RECORD_VERSION, **{k: v for k, v in record.items() if k != "version"}}
-    write_json_atomic(Path(run_dir) / RECORD_FILE, stamped)
+    """Write ``record`` as ``<run_dir>/metrics.json``, stamped with :data:`RECORD_VERSION`
+    (non-finite numbers as ``null``, listed in ``non_finite``); return it as
+    :func:`read_record` reads it back."""
+    stamped = {
+        "version": RECORD_VERSION,
+        **{k: v for k, v in record.items() if k not in ("version", NON_FINITE)},
+    }
+    clean, replaced = _finite(stamped)
+    on_disk = {**clean, NON_FINITE: replaced} if replaced else clean
+    write_json_atomic(Path(run_dir) / RECORD_FILE, on_disk)
     return stamped
+
+
+def _restore_non_finite(data: dict[str, Any]) -> dict[str, Any]:
+    """Put the numbers listed in ``non_finite`` back in place of their ``null``."""
+    for entry in data.pop(NON_FINITE, None) or []:
+        *keys, last = entry.get("at") or [None]
+        node: Any = data
+        try:
+            for key in keys:
+                node = node[key]
+            if node[last] is None:
+                node[last] = float(entry["value"])  # float() reads Infinity, -Infinity, NaN
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue  # an entry that does not point at a null: leave the record as it is
+    return data
 
 
 def upgrade_record(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,7 +122,7 @@ def read_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict):
         return None
-    return upgrade_record(data)
+    return upgrade_record(_restore_non_finite(data))
 
 
 @dataclass(frozen=True)
@@ -98,8 +144,9 @@ class JobResult:
         status = str(record.get("status", "failed"))
         if status == FINISHED and not record.get("metrics"):
             status, note = "failed", note or "finished without test metrics"
+        error = str(record.get("error") or "").strip().splitlines()  # its first line: the summary's
         return cls(
-            status=status, metrics=record.get("metrics") or {}, note=record.get("error") or note
+            status=status, metrics=record.get("metrics") or {}, note=error[0] if error else note
         )
 
 
@@ -135,3 +182,32 @@ def metrics_by_loader(
         if match:
             table.setdefault(match["loader"], {})[match["metric"]] = float(value)
     return table
+
+
+def write_per_image(run_dir: str | os.PathLike, rows: list[Mapping[str, Any]]) -> Path:
+    """Write ``<run_dir>/per_image.csv`` (:data:`PER_IMAGE_FIELDS`, floats at full precision)
+    atomically; return its path."""
+    path = Path(run_dir) / PER_IMAGE_FILE
+    with atomic_open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, PER_IMAGE_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _csv_value(row[key]) for key in PER_IMAGE_FIELDS})
+    return path
+
+
+def read_per_image(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of ``<run_dir>/per_image.csv`` (scores as floats); ``[]`` when there is none."""
+    try:
+        with open(Path(run_dir) / PER_IMAGE_FILE, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError:
+        return []
+    for row in rows:
+        for key in PER_IMAGE_FIELDS[3:]:
+            row[key] = float(row[key]) if row.get(key) not in (None, "") else math.nan
+    return rows
+
+
+def _csv_value(value: Any) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)

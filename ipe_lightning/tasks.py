@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import warnings
 from collections.abc import Iterator
@@ -20,12 +21,30 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ipe_lightning import results
 from ipe_lightning.configs import plain
+from ipe_lightning.errors import (
+    MissingFileError,
+    SettingError,
+    describe,
+    one_line,
+    traceback_tail,
+)
 from ipe_lightning.models import load_network, read_checkpoint
 from ipe_lightning.module import SRModule
 from ipe_lightning.predict import PredictionError, input_files, predict_files, report
 from ipe_lightning.results import git_commit, metrics_by_loader
+from ipe_lightning.runtime import resume as runtime_resume
+from ipe_lightning.runtime.checkpoints import INTERRUPTED_EXIT, Interrupted, stop_on_interrupt
 from ipe_lightning.runtime.ddp import ddp_job_scope
-from ipe_lightning.runtime.loggers import build_loggers, isolated_wandb_run
+from ipe_lightning.runtime.lock import run_directory_lock
+from ipe_lightning.runtime.log import get_logger
+from ipe_lightning.runtime.loggers import (
+    build_loggers,
+    isolated_wandb_run,
+    summarise_test_in_wandb,
+    wandb_job,
+)
+
+log = get_logger(__name__)
 
 
 def build_datamodule(cfg: DictConfig, stage: str | None = None) -> pl.LightningDataModule:
@@ -54,14 +73,11 @@ def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
 
 
 def resume_checkpoint(cfg: DictConfig) -> str | None:
-    """``ckpt_path`` if given; with ``resume=auto`` the run directory's ``last.ckpt`` if any."""
-    if cfg.get("ckpt_path"):
-        return str(cfg.ckpt_path)
-    last = Path(cfg.paths.checkpoint_dir) / "last.ckpt"
-    if cfg.get("resume", "auto") == "auto" and last.is_file():
-        print(f"[ipe-lightning] resuming from {last}")
-        return str(last)
-    return None
+    """``ckpt_path`` if given; with ``resume=auto`` the newest readable checkpoint of the run
+    directory, if any (runtime/resume.py: unreadable ones are reported and moved aside)."""
+    return runtime_resume.resume_checkpoint(
+        cfg.paths.checkpoint_dir, cfg.get("ckpt_path"), str(cfg.get("resume", "auto"))
+    )
 
 
 def module_kwargs(cfg: DictConfig, datamodule: pl.LightningDataModule) -> dict[str, Any]:
@@ -100,10 +116,17 @@ class Job:
     trainer: pl.Trainer | None = None
 
 
+def write_per_image(job: Job, module: SRModule) -> None:
+    """``per_image.csv`` beside ``metrics.json`` (rank 0; the rows are gathered from every rank)."""
+    if job.trainer is None or job.trainer.is_global_zero:
+        results.write_per_image(job.cfg.paths.output_dir, module.per_image_results)
+
+
 def write_record(
-    job: Job, status: str, tested: Any = None, error: str | None = None
+    job: Job, status: str, tested: Any = None, error: BaseException | None = None
 ) -> dict[str, Any]:
-    """Write ``metrics.json`` (rank 0 only, stamped with the schema version) and return it."""
+    """Write ``metrics.json`` (rank 0 only, stamped with the schema version) and return it; a
+    failed job's record has its ``error`` and the tail of its ``traceback``."""
     cfg, trainer = job.cfg, job.trainer
     record = {
         "status": status,
@@ -118,8 +141,9 @@ def write_record(
         "checkpoints": checkpoint_paths(trainer) if trainer else {},
         "metrics": metrics_by_loader(tested or []),
     }
-    if error:
-        record["error"] = error
+    if error is not None:
+        record["error"] = describe(error)
+        record["traceback"] = traceback_tail(error)
     if trainer is None or trainer.is_global_zero:
         return results.write_record(cfg.paths.output_dir, record)
     return record
@@ -130,57 +154,125 @@ def recorded_failure(job: Job) -> Iterator[None]:
     """A job that fails or is preempted still leaves a ``metrics.json`` saying so.
 
     SIGTERM (preemption) exits with status 143 after ``last.ckpt`` was saved, so schedulers and
-    sweeps see that the job did not finish.
+    sweeps see that the job did not finish; Ctrl-C (SIGINT) the same way with status 130.
     """
     try:
         yield
+    except Interrupted:
+        write_record(job, "interrupted")
+        raise SystemExit(INTERRUPTED_EXIT) from None
     except SIGTERMException:
         write_record(job, "preempted")
         raise SystemExit(143) from None
     except Exception as error:
-        write_record(job, "failed", error=f"{type(error).__name__}: {error}")
+        write_record(job, "failed", error=error)
+        log_failure(error)
         raise
+
+
+def log_failure(error: BaseException) -> None:
+    """The error in one line on the console and in the job's log file, its traceback in the log
+    file only: under a sweep's launcher nothing else would log it, and ``run.py`` keeps the
+    console to one message for a user error."""
+    log.error("job failed: %s", one_line(error))
+    record = log.makeRecord(
+        log.name,
+        logging.ERROR,
+        __file__,
+        0,
+        "traceback of the failure:",
+        (),
+        (type(error), error, error.__traceback__),
+    )
+    for handler in _file_handlers(log):
+        handler.handle(record)
+
+
+def _file_handlers(logger: logging.Logger) -> list[logging.FileHandler]:
+    found: list[logging.FileHandler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found += [h for h in current.handlers if isinstance(h, logging.FileHandler)]
+        current = current.parent if current.propagate else None
+    return found
+
+
+def check_test_sets_cover_ranks(datamodule: pl.LightningDataModule, trainer: pl.Trainer) -> None:
+    """Every rank needs a test image of every set (a rank with none fails in the collectives,
+    after all the training): refuse a set with fewer images than ranks before DDP starts."""
+    ranks = trainer.num_nodes * trainer.num_devices
+    sizes: dict[str, int] = {}
+    for name, dataset in getattr(datamodule, "eval_datasets", []):
+        sizes.setdefault(name.split("/")[0], len(dataset))
+    small = {name: size for name, size in sizes.items() if size < ranks}
+    if small:
+        listing = ", ".join(f"{name!r} has {size} image(s)" for name, size in small.items())
+        raise SettingError(
+            f"trainer.devices={trainer.num_devices} x trainer.num_nodes={trainer.num_nodes} "
+            f"= {ranks} ranks, but test set {listing}: every rank needs at least one test "
+            f"image; use at most {min(small.values())} devices in all for this evaluation"
+        )
+
+
+def require_checkpoint(path: Any) -> str:
+    """``ckpt_path`` as a string, or a :class:`MissingFileError` naming it."""
+    if not Path(str(path)).expanduser().is_file():
+        raise MissingFileError(f"ckpt_path={path}: no such checkpoint file")
+    return str(path)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     job = Job(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = build_datamodule(cfg)
-    module = SRModule(net=plain(cfg.model.net), **module_kwargs(cfg, datamodule))
     with isolated_wandb_run(), recorded_failure(job):
-        job.trainer = trainer = build_trainer(cfg, build_loggers(cfg.get("logger")))
-        with ddp_job_scope(trainer), warnings.catch_warnings():  # ddp: see runtime/ddp.py
+        if cfg.get("ckpt_path"):
+            require_checkpoint(cfg.ckpt_path)
+        datamodule = build_datamodule(cfg)
+        module = SRModule(net=plain(cfg.model.net), **module_kwargs(cfg, datamodule))
+        job.trainer = trainer = build_trainer(cfg, build_loggers(cfg.get("logger"), wandb_job(cfg)))
+        check_test_sets_cover_ranks(datamodule, trainer)
+        # ddp: see runtime/ddp.py; Ctrl-C saves last.ckpt: runtime/checkpoints.py
+        with ddp_job_scope(trainer), stop_on_interrupt(), warnings.catch_warnings():
             # Lightning warns that a mid-epoch resume replays the epoch's samples unless the
             # loader has a state_dict; our sampler (data/sampler.py) restarts at the next sample
             # itself (tested: killed mid-epoch and resumed == uninterrupted).
             warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
-            tested = trainer.test(module, datamodule=datamodule)
-        return write_record(job, "finished", tested)
+            tested = trainer.test(module, datamodule=datamodule, verbose=False)
+            write_per_image(job, module)
+        record = write_record(job, "finished", tested)
+        summarise_test_in_wandb(trainer.loggers, record, cfg.paths.output_dir)
+        return record
 
 
 def test(cfg: DictConfig) -> dict[str, Any]:
     job = Job(cfg)
-    if not cfg.get("ckpt_path"):
-        raise ValueError("mode=test needs ckpt_path=<our .ckpt or an official LIIF/MetaSR .pth>")
-    datamodule = build_datamodule(cfg, "test")
-    net_config, state = read_checkpoint(cfg.ckpt_path)
-    module = SRModule(net=net_config, **module_kwargs(cfg, datamodule))
-    module.net.load_state_dict(state)
     with isolated_wandb_run(), recorded_failure(job):
-        job.trainer = trainer = build_trainer(cfg, build_loggers(cfg.get("logger")))
-        with ddp_job_scope(trainer):
-            tested = trainer.test(module, datamodule=datamodule)
-        return write_record(job, "finished", tested)
+        if not cfg.get("ckpt_path"):
+            raise SettingError(
+                "mode=test needs ckpt_path=<our .ckpt or an official LIIF/MetaSR .pth>"
+            )
+        datamodule = build_datamodule(cfg, "test")
+        net_config, state = read_checkpoint(require_checkpoint(cfg.ckpt_path))
+        module = SRModule(net=net_config, **module_kwargs(cfg, datamodule))
+        module.net.load_state_dict(state)
+        job.trainer = trainer = build_trainer(cfg, build_loggers(cfg.get("logger"), wandb_job(cfg)))
+        check_test_sets_cover_ranks(datamodule, trainer)
+        with ddp_job_scope(trainer), stop_on_interrupt():
+            tested = trainer.test(module, datamodule=datamodule, verbose=False)
+            write_per_image(job, module)
+        record = write_record(job, "finished", tested)
+        summarise_test_in_wandb(trainer.loggers, record, cfg.paths.output_dir)
+        return record
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     options = cfg.predict
     if not cfg.get("ckpt_path") or not options.get("input"):
-        raise ValueError(
+        raise SettingError(
             "mode=predict needs ckpt_path=<checkpoint> and predict.input=<image file or folder>"
         )
-    net, _ = load_network(cfg.ckpt_path)
+    net, _ = load_network(require_checkpoint(cfg.ckpt_path))
     device = (
         options.device
         if options.device != "auto"
@@ -209,5 +301,8 @@ TASKS = {"train": train, "test": test, "predict": predict}
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.mode not in TASKS:
-        raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {sorted(TASKS)}")
-    return TASKS[cfg.mode](cfg)
+        raise SettingError(f"unknown mode={cfg.mode!r}; choose one of {sorted(TASKS)}")
+    if cfg.mode == "predict":
+        return TASKS[cfg.mode](cfg)
+    with run_directory_lock(cfg.paths.output_dir):  # one writer per run directory
+        return TASKS[cfg.mode](cfg)

@@ -18,7 +18,18 @@ FLOORS: list[tuple[int, str, list[list[str]]]] = [
     (
         0,
         "pure helpers",
-        [["__init__.py", "allocator.py", "scales.py", "coords.py", "configs.py", "results.py"]],
+        [
+            [
+                "__init__.py",
+                "allocator.py",
+                "scales.py",
+                "coords.py",
+                "configs.py",
+                "results.py",
+                "atomic.py",
+                "errors.py",
+            ]
+        ],
     ),
     (1, "models | data", [["models/", "inference.py", "tiling.py"], ["data/", "bicubic.py"]]),
     (2, "metrics", [["metrics.py"]]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
 
@@ -262,3 +263,57 @@ def test_a_progress_bar_leaves_the_result_unchanged(small_decoder_tiles):
     net, lr_image = tiny_liif(), image(9, 7, batch=1)
     with_bar = upsample(net, lr_image, scale=1.7, progress=True)
     assert_agree(with_bar, upsample(net, lr_image, scale=1.7))
+
+
+# ---------------------------------------------------------------- inputs and PIL images
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "hint"),
+    [
+        (lambda x: (x * 255).round().to(torch.uint8), TypeError, r"image.float\(\) / 255"),
+        (lambda x: (x * 255).round(), ValueError, "divide 0-255 values by 255"),
+        (lambda x: x * 2 - 1, ValueError, r"\(image \+ 1\) / 2"),
+        (lambda x: torch.full_like(x, float("nan")), ValueError, "got values in"),
+    ],
+    ids=["uint8", "0-255 floats", "[-1, 1]", "nan"],
+)
+def test_an_image_outside_0_1_is_refused_with_how_to_convert_it(values, error, hint):
+    # Before: 0-255 floats came out all white (mean 0.998 for a true mean of 0.42), silently.
+    with pytest.raises(error, match=hint):
+        upsample(tiny_liif(), values(image(8, 8, batch=1)), scale=2)
+
+
+def test_the_overshoot_of_a_float_resize_is_accepted():
+    lr = image(8, 8, batch=1)
+    lr[..., 0, 0], lr[..., 1, 1] = -0.05, 1.05  # a bicubic resize rings past 0 and 1
+    assert upsample(tiny_liif(), lr, scale=2).shape == (1, 3, 16, 16)
+
+
+def test_pil_conversions_are_8_bit_values_over_255_and_back_rounded():
+    from PIL import Image
+
+    pixels = torch.randint(0, 256, (5, 7, 3), generator=torch.Generator().manual_seed(0))
+    photo = Image.fromarray(pixels.numpy().astype("uint8"))
+    tensor = inference.from_pil(photo)
+    assert tensor.shape == (1, 3, 5, 7) and tensor.dtype == torch.float32
+    torch.testing.assert_close(tensor, pixels.permute(2, 0, 1)[None].float() / 255)
+    assert inference.from_pil(photo.convert("L")).shape == (1, 3, 5, 7)  # any mode → RGB
+    back = inference.to_pil(tensor)
+    assert back.mode == "RGB" and (torch.from_numpy(np.array(back)) == pixels).all()
+    # round(v * 255), clamped: 0.2 → 51, 0.5 → 128 (127.5 rounds to even), 1.3 → 255
+    grey = inference.to_pil(torch.tensor([0.2, 0.5, 1.3]).view(3, 1, 1))
+    assert grey.getpixel((0, 0)) == (51, 128, 255)
+
+
+@pytest.mark.parametrize("target", [{"scale": 2.5}, {"size": (11, 13)}])
+def test_upsample_pil_is_upsample_between_pil_images(target):
+    from PIL import Image
+
+    net = tiny_liif()
+    pixels = (image(6, 5, batch=1, seed=3)[0].permute(1, 2, 0) * 255).round().to(torch.uint8)
+    photo = Image.fromarray(pixels.numpy())
+    sr = inference.upsample_pil(net, photo, **target, max_queries=50)
+    expected = inference.to_pil(upsample(net, inference.from_pil(photo), **target))
+    assert sr.size == expected.size == ((13, 11) if "size" in target else (12, 15))
+    assert (np.asarray(sr) == np.asarray(expected)).all()

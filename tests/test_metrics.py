@@ -349,3 +349,14 @@ def test_two_process_gloo_sync_equals_one_process(tmp_path):
     expected = torch.stack(expected)
     for rank in range(world_size):
         torch.testing.assert_close(torch.load(tmp_path / f"rank{rank}.pt"), expected)
+
+
+@pytest.mark.parametrize(
+    "metric_class, per_image", [(SRPSNR, psnr_per_image), (SRSSIM, ssim_per_image)]
+)
+def test_metric_of_precomputed_values_equals_metric_of_the_images(metric_class, per_image):
+    sr, hr = _pair(batch=3, height=24, width=24, noise=0.05)
+    from_images, from_values = metric_class(), metric_class()
+    from_images.update(sr, hr, shave=2, channel="y")
+    from_values.update(per_image(sr, hr, shave=2, channel="y"))
+    torch.testing.assert_close(from_values.compute(), from_images.compute())

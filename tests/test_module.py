@@ -17,7 +17,7 @@ from ipe_lightning.bicubic import bicubic_upsample
 from ipe_lightning.configs import plain
 from ipe_lightning.inference import upsample
 from ipe_lightning.module import NonFiniteLossError, SRModule
-from ipe_lightning.runtime.examples import ExampleImages
+from ipe_lightning.runtime.examples import SEPARATOR, ExampleImages, panel_geometry
 from tests.support.runs import compose_config
 
 SMALL_ENCODER = ["model.net.encoder.n_resblocks=1", "model.net.encoder.n_feats=8"]
@@ -159,7 +159,10 @@ def test_test_step_scores_each_image_and_returns_its_images_to_callbacks(configs
     (written,) = (tmp_path / "examples").iterdir()
     assert written.name == "set_x2_a.png"
     panel = np.array(Image.open(written))
-    sr_tile = panel[:, 2 * 24 : 3 * 24].astype(float) / 255
+    zoom, header, _ = panel_geometry(24)  # narrow crops are enlarged (nearest) in the panel
+    left = 2 * (24 * zoom + SEPARATOR)
+    sr_tile = panel[header : header + 20 * zoom : zoom, left : left + 24 * zoom : zoom]
+    sr_tile = sr_tile.astype(float) / 255
     expected = capture.test_outputs[0]["sr"][0].clamp(0, 1).permute(1, 2, 0).numpy()
     assert np.abs(sr_tile - expected).max() <= 0.5 / 255 + 1e-6
 
@@ -220,3 +223,60 @@ def test_hyperparameters_from_omegaconf_nodes_load_with_weights_only(configs, tm
     loaded = torch.load(tmp_path / "hparams.pt", weights_only=True)["hyper_parameters"]
     assert loaded["optimizer"]["lr"] == configs[1]["lr"]
     assert math.isclose(loaded["scheduler"]["gamma"], 0.5)
+
+
+def test_test_writes_one_row_per_image_whose_means_are_the_logged_means(configs, tmp_path):
+    from ipe_lightning.results import read_per_image, write_per_image
+
+    module = make_module(configs, test_sets=["set/x2", "other/x3"])
+    batches = [eval_batch(4, "b"), eval_batch(5, "a"), eval_batch(6, "c")]
+    loaders = [DataLoader(batches, batch_size=None), DataLoader(batches[:2], batch_size=None)]
+    logged = trainer().test(module, loaders, verbose=False)
+    rows = module.per_image_results
+    assert [(r["set"], r["scale"], r["image"]) for r in rows] == [
+        ("set", "2", "a"),
+        ("set", "2", "b"),
+        ("set", "2", "c"),
+        ("other", "3", "a"),
+        ("other", "3", "b"),
+    ]
+    write_per_image(tmp_path, rows)
+    read = read_per_image(tmp_path)
+    flat = {k: v for entry in logged for k, v in entry.items()}
+    for loader, set_name in (("set/x2", "set"), ("other/x3", "other")):
+        for metric in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"):
+            values = [r[metric] for r in read if r["set"] == set_name]
+            assert math.isclose(np.mean(values), flat[f"test/{loader}/{metric}"], rel_tol=1e-6)
+    # Independent oracle for one row: the Y-PSNR of the returned images.
+    with torch.no_grad():
+        sr = upsample(module.net, batches[1]["lr"], size=(20, 24))
+    assert math.isclose(read[0]["psnr"], y_psnr(sr, batches[1]["hr"], shave=2), abs_tol=1e-4)
+
+
+def _gather_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    from ipe_lightning.module import gather_rows
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
+    )
+    try:
+        mine = [{"image": f"{rank}-{i}"} for i in range(rank + 1)]  # uneven shards
+        torch.save(gather_rows(mine), f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_per_image_rows_are_gathered_from_every_rank_each_once(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_gather_worker, args=(2, port, str(tmp_path)), nprocs=2)
+    expected = [{"image": "0-0"}, {"image": "1-0"}, {"image": "1-1"}]
+    for rank in range(2):
+        assert torch.load(tmp_path / f"rank{rank}.pt") == expected

@@ -1,20 +1,24 @@
-"""mode=predict: image files in, 8-bit PNGs out; bad inputs reported and skipped."""
+"""mode=predict: image files in, 8-bit PNGs out; bad inputs reported and skipped; one output per
+input; sizes that cannot fit in memory refused before anything runs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from ipe_lightning import predict as predict_module
 from ipe_lightning.inference import upsample
 from ipe_lightning.models import LIIF, Cell, EDSRBaseline, PlainMLP
 from tests.conftest import bundled_photo
 from tests.support.runs import run_script
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -60,6 +64,7 @@ def predict(checkpoint, folder, out, *extra):
     return run_script("run.py", overrides, out.parent / "hydra")
 
 
+@pytest.mark.slow
 def test_predict_writes_pngs_skips_unreadable_files_and_fails_at_the_end(
     liif_checkpoint, inputs, tmp_path
 ):
@@ -84,6 +89,7 @@ def test_predict_writes_pngs_skips_unreadable_files_and_fails_at_the_end(
     assert gray.shape == (100, 75, 3)  # EXIF orientation applied before upsampling
 
 
+@pytest.mark.slow
 def test_existing_outputs_are_kept_unless_overwrite(liif_checkpoint, inputs, tmp_path):
     checkpoint, _ = liif_checkpoint
     folder, _ = inputs
@@ -101,6 +107,7 @@ def test_existing_outputs_are_kept_unless_overwrite(liif_checkpoint, inputs, tmp
     assert replaced.returncode == 0 and target.read_bytes() != b"sentinel"
 
 
+@pytest.mark.slow
 def test_predict_to_a_size(liif_checkpoint, inputs, tmp_path):
     checkpoint, _ = liif_checkpoint
     folder, _ = inputs
@@ -109,3 +116,116 @@ def test_predict_to_a_size(liif_checkpoint, inputs, tmp_path):
     result = predict(checkpoint, single, out, "predict.size=[64,50]")
     assert result.returncode == 0, result.stderr[-2000:]
     assert np.array(Image.open(out / "rgb_64x50.png")).shape == (64, 50, 3)
+
+
+def tiny_net():
+    torch.manual_seed(0)
+    encoder = EDSRBaseline(n_resblocks=1, n_feats=8)
+    return LIIF(encoder, encoding=Cell(), mlp=partial(PlainMLP, hidden=[16])).eval()
+
+
+def test_output_names_are_unique_per_input_ignoring_case():
+    files = [Path(name) for name in ("same.PNG", "same.jpg", "other.png", "same_png.jpg")]
+    assert predict_module.output_names(files, 2, None) == [
+        "same_PNG_x2.png",
+        "same_jpg_x2.png",
+        "other_x2.png",
+        "same_png_x2_2.png",  # same_PNG_x2.png is taken on a case-insensitive file system
+    ]
+    assert predict_module.output_names([Path("a.png")], None, [64, 50]) == ["a_64x50.png"]
+
+
+def test_inputs_sharing_a_stem_each_get_their_own_output(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = bundled_photo("coffee.png")[:20, :24]
+    Image.fromarray(photo).save(folder / "same.PNG")
+    Image.fromarray(photo[:, ::-1].copy()).save(folder / "same.jpg", quality=95)
+    net = tiny_net()
+    files = predict_module.input_files(folder)
+    summary = predict_module.predict_files(net, files, tmp_path / "out", scale=2)
+    assert sorted(p.name for p in summary.written) == ["same_PNG_x2.png", "same_jpg_x2.png"]
+    for name, source in (("same_PNG_x2.png", "same.PNG"), ("same_jpg_x2.png", "same.jpg")):
+        pixels = np.asarray(Image.open(folder / source).convert("RGB"))
+        image = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+        expected = upsample(net, image, scale=2)[0].permute(1, 2, 0).numpy() * 255
+        written = np.asarray(Image.open(tmp_path / "out" / name)).astype(float)
+        assert np.abs(written - expected).max() <= 0.5 + 1e-3
+
+
+@pytest.fixture
+def one_input(tmp_path):
+    path = tmp_path / "in" / "photo.png"
+    path.parent.mkdir()
+    Image.fromarray(bundled_photo("coffee.png")[:30, :40]).save(path)
+    return path
+
+
+def test_a_size_that_cannot_fit_is_refused_before_anything_runs(one_input, tmp_path, monkeypatch):
+    def started(*args, **kwargs):
+        raise AssertionError("upsampling started")
+
+    monkeypatch.setattr(predict_module, "upsample", started)
+    monkeypatch.setattr(predict_module, "available_memory", lambda device: 16 * 10**9)
+    out = tmp_path / "out"
+    with pytest.raises(predict_module.OutputTooLargeError) as error:
+        predict_module.predict_files(tiny_net(), [one_input], out, size=[30000, 30000])
+    message = str(error.value)
+    assert "predict.size=[30000,30000] cannot fit in memory" in message
+    assert "photo.png: LR 30x40 -> HR 30000x30000" in message
+    assert "output 10.8 GB float32" in message and "16.0 GB available" in message
+    assert "smaller predict.size" in message and "test.tile=" in message
+    assert not out.exists()
+
+
+def test_a_size_no_machine_holds_is_refused_with_the_real_free_memory(one_input, tmp_path):
+    with pytest.raises(predict_module.OutputTooLargeError, match="HR 100000x100000 needs about"):
+        predict_module.predict_files(tiny_net(), [one_input], tmp_path / "out", size=[10**5] * 2)
+
+
+def test_the_estimate_counts_the_output_and_a_tile_bounds_the_encoder():
+    net = tiny_net()
+    whole = predict_module.estimate_memory(net, (3000, 4000), (6000, 8000))
+    tiled = predict_module.estimate_memory(net, (3000, 4000), (6000, 8000), tile=64)
+    assert whole.output == tiled.output == 6000 * 8000 * 3 * 4
+    assert tiled.encoder < whole.encoder / 100
+    # EDSR-baseline with 8 features: at least the 8-channel float32 features of every LR pixel
+    assert whole.encoder >= 3000 * 4000 * 8 * 4
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").exists(), reason="needs /proc/meminfo")
+def test_without_psutil_free_memory_comes_from_proc_meminfo(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil raises ImportError
+    lines = Path("/proc/meminfo").read_text().splitlines()
+    (line,) = [line for line in lines if line.startswith("MemAvailable:")]
+    expected = int(line.split()[1]) * 1024
+    assert abs(predict_module.available_memory("cpu") - expected) < 2 * 10**9
+
+
+@pytest.mark.slow
+def test_the_estimate_is_close_to_the_measured_peak_on_the_cpu(one_input, tmp_path):
+    """The oracle: the growth of the process's peak resident memory while one image upsamples."""
+    script = textwrap.dedent(
+        f"""
+        import os, resource, torch
+        from functools import partial
+        from pathlib import Path
+        from ipe_lightning import predict
+        from ipe_lightning.models import LIIF, Cell, EDSRBaseline, PlainMLP
+        torch.set_num_threads(1)
+        net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=8), encoding=Cell(),
+                   mlp=partial(PlainMLP, hidden=[16])).eval()
+        source = Path({str(one_input)!r})
+        predict.predict_files(net, [source], Path({str(tmp_path / "warm")!r}), size=[60, 80])
+        pages = int(open(f"/proc/{{os.getpid()}}/statm").read().split()[1])
+        before = pages * os.sysconf("SC_PAGE_SIZE")
+        predict.predict_files(net, [source], Path({str(tmp_path / "out")!r}), size=[1500, 2000])
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(peak - before, predict.estimate_memory(net, (30, 40), (1500, 2000)).device_peak)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True
+    )
+    measured, estimated = map(int, result.stdout.split()[-2:])
+    assert 0.6 * measured <= estimated <= 1.5 * measured

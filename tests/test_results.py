@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 
 import pytest
 
@@ -11,6 +14,8 @@ from ipe_lightning.results import (
     JobResult,
     RecordVersionError,
     read_record,
+    write_json_atomic,
+    write_per_image,
     write_record,
 )
 
@@ -52,3 +57,50 @@ def test_a_finished_record_without_test_metrics_is_a_failed_job():
     assert (result.status, result.note) == ("failed", "finished without test metrics")
     failed = JobResult.from_record({"status": "failed", "error": "OSError: disk full"})
     assert (failed.status, failed.note) == ("failed", "OSError: disk full")
+
+
+def _refuse(constant: str):
+    raise ValueError(f"bare {constant} in JSON")
+
+
+@pytest.mark.parametrize(("mask", "expected"), [(0o022, 0o644), (0o002, 0o664)])
+def test_records_and_manifests_get_the_permissions_the_umask_gives(tmp_path, mask, expected):
+    saved = os.umask(mask)
+    try:
+        write_record(tmp_path, RECORD)
+        write_json_atomic(tmp_path / "sweep.json", {"name": "table4"})
+        write_per_image(tmp_path, [])
+    finally:
+        os.umask(saved)
+    for name in ("metrics.json", "sweep.json", "per_image.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "metrics.json",
+        "per_image.csv",
+        "sweep.json",
+    ]
+
+
+def test_a_record_holds_no_bare_infinity_and_says_what_its_nulls_were(tmp_path):
+    record = {
+        **RECORD,
+        "metrics": {"div2k/x1": {"psnr": 48.0, "bicubic_psnr": math.inf, "ssim": math.nan}},
+    }
+    written = write_record(tmp_path, record)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=_refuse)
+    assert on_disk["metrics"]["div2k/x1"] == {"psnr": 48.0, "bicubic_psnr": None, "ssim": None}
+    assert on_disk["non_finite"] == [
+        {"at": ["metrics", "div2k/x1", "bicubic_psnr"], "value": "Infinity"},
+        {"at": ["metrics", "div2k/x1", "ssim"], "value": "NaN"},
+    ]
+    back = read_record(tmp_path)
+    assert (
+        back["metrics"]["div2k/x1"]["bicubic_psnr"]
+        == math.inf
+        == written["metrics"]["div2k/x1"]["bicubic_psnr"]
+    )
+    assert math.isnan(back["metrics"]["div2k/x1"]["ssim"]) and "non_finite" not in back
+    write_json_atomic(tmp_path / "sweep.json", {"values": [1.0, -math.inf]})
+    assert json.loads((tmp_path / "sweep.json").read_text(), parse_constant=_refuse) == {
+        "values": [1.0, None]
+    }

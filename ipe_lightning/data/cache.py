@@ -12,6 +12,12 @@ private temporary file in the cache directory and publishes it with ``os.replace
 and Windows), so a reader sees either no entry or a complete one, and two writers of the same entry
 publish identical bytes. A writer killed mid-write leaves only its ``*.tmp`` file, which no reader
 looks at and :meth:`DecodedCache.remove_stale_temp_files` deletes later.
+
+:meth:`DecodedCache.verify` is the data module's setup scan when the cache is on: it decodes every
+file that has no entry yet (in a thread pool: Pillow and zlib release the GIL while decoding), so
+pixel data cut short is found before training, and the decode is paid once, not at every setup.
+A failed write to the cache is a :class:`CacheWriteError` naming the entry and the way out, never
+mistaken for a bad image.
 """
 
 from __future__ import annotations
@@ -20,18 +26,36 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import platformdirs
 
-from ipe_lightning.data.images import decode_rgb
+from ipe_lightning.data.images import ScanResult, decode_rgb, scan_images
 
 # Part of every key: bump it when decode_rgb changes what it returns, so old entries go unused.
 DECODER_VERSION = 1
 
 _TEMP_SUFFIX = ".tmp"
+
+# Decoding threads of verify(); more than a few mostly wait on the disk.
+MAX_VERIFY_WORKERS = 8
+
+
+class CacheWriteError(OSError):
+    """The decoded cache could not be written (read-only or full directory, ...).
+
+    The message names the entry, the source image, the errno and the settings that avoid it.
+    """
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def default_cache_dir() -> Path:
@@ -96,9 +120,49 @@ class DecodedCache:
             # by a full disk. Decoding again and replacing it is always safe.
             pass
         pixels = self.decode(Path(path))
-        self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(entry, pixels)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            write_atomic(entry, pixels)
+        except OSError as err:
+            code = f"errno {err.errno} ({os.strerror(err.errno)})" if err.errno else str(err)
+            failure = CacheWriteError(
+                f"could not write the decoded cache entry {entry} for {path}: {code}. "
+                "Set data.cache_dir=<a writable folder>, or data.cache=false to decode the "
+                "images at every read instead"
+            )
+            failure.errno = err.errno
+            raise failure from err
         return np.load(entry, mmap_mode="r", allow_pickle=False)
+
+    def verify(self, paths: Iterable[str | Path], workers: int | None = None) -> ScanResult:
+        """A header scan, then a full decode into the cache of every file that passed it.
+
+        Sizes are those of the header scan (as stored, before EXIF orientation). A file whose
+        pixels cannot be decoded (truncated, corrupt) moves to ``bad`` with the reason; a file
+        that already has an entry is not decoded again. A :class:`CacheWriteError` is raised, not
+        recorded: the image is fine, the cache directory is not. ``workers`` decoding threads
+        (default: the available CPUs, at most :data:`MAX_VERIFY_WORKERS`).
+        """
+        found = scan_images(paths)
+        readable = list(found.sizes)
+        workers = workers or min(MAX_VERIFY_WORKERS, _available_cpus())
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(readable) or 1))) as pool:
+            errors = list(pool.map(self._decode_error, readable))
+        for path, error in zip(readable, errors, strict=True):
+            if error is not None:
+                del found.sizes[path]
+                found.bad[path] = error
+        return found
+
+    def _decode_error(self, path: Path) -> str | None:
+        """``None`` once ``path`` has an entry, else why its pixels could not be decoded."""
+        try:
+            self.load(path)
+        except CacheWriteError:
+            raise
+        except Exception as err:  # any decoding failure makes the file "bad"
+            return f"{type(err).__name__}: {err}"
+        return None
 
     def remove_stale_temp_files(self, older_than_s: float = 3600.0) -> list[Path]:
         """Delete ``*.tmp`` files left by killed writers; returns what was removed.

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ipe_lightning.coords import coord_of_indices, make_cell
+from ipe_lightning.data.cache import CacheWriteError
 from ipe_lightning.data.degrade import resize_bicubic
 from ipe_lightning.data.images import DataWarning, ImageReader
 
@@ -196,6 +197,8 @@ class TrainingPatches(Dataset):
         path = self.paths[index % len(self.paths)]
         try:
             hr = self.reader(path)
+        except CacheWriteError:  # the image is fine; its message names the cache entry
+            raise
         except Exception as err:
             raise RuntimeError(f"could not read training image {path}: {err}") from err
         return training_sample(hr, np.random.default_rng(sample_seed), **self.options)

@@ -8,7 +8,9 @@ training photos and validate on the held-out ones; plain folders on ``train_dir`
 per (set, scale) in the mapping's order.
 
 Call :meth:`SRDataModule.check` before building a model: it finds missing folders, unreadable
-files and too-small images by reading headers only, and raises (or, with ``skip_bad``, warns).
+files and too-small images, and raises (or, with ``skip_bad``, skips them with one warning). With
+the decoded cache (``cache=True``, the default) every file is decoded once into the cache, so pixel
+data cut short is found here; with ``cache=False`` only headers are read (see ``scan``).
 ``check("test")`` looks at the evaluation sets only (a test run needs no training images);
 ``setup(stage)`` calls ``check(stage)``.
 
@@ -22,6 +24,7 @@ restored epoch and batch counters. Test loaders are not sharded: every rank sees
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,8 @@ from ipe_lightning.data.images import (
 )
 from ipe_lightning.data.sampler import TRAIN_STREAM, VAL_STREAM, EpochSampler
 from ipe_lightning.data.sources import BundledPhotos, ImageSource, require_source
+
+log = logging.getLogger(__name__)
 
 
 class SRDataModule(pl.LightningDataModule):
@@ -128,6 +133,7 @@ class SRDataModule(pl.LightningDataModule):
         self._checked_training = False
         self._checked_eval = False
         self._cleaned_cache = False
+        self._said_header_only = False
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -138,7 +144,22 @@ class SRDataModule(pl.LightningDataModule):
 
     def scan(self, paths: Iterable[Path]) -> ScanResult:
         """How :meth:`check` inspects every file before use (training, validation and test HR,
-        provided LR): a header scan, cheap, decodes nothing."""
+        provided LR).
+
+        With the cache: a header scan, then a full decode of every file into the cache (a one-time
+        cost; later setups find the entries), so a truncated file is bad here, not at step 1.
+        Without it (``cache=False``): a header scan only, which a file whose pixel data is cut
+        short passes; decoding it later raises an error that names it.
+        """
+        if self.cache:
+            return DecodedCache(self.cache_dir).verify(paths)
+        if not self._said_header_only:
+            log.info(
+                "data.cache=false: image files are checked by their headers only; a file whose "
+                "pixel data is cut short is found when it is first read (data.cache=true decodes "
+                "every file once at setup)"
+            )
+            self._said_header_only = True
         return scan_images(paths)
 
     def _usable(self, paths: list[Path], what: str) -> list[Path]:

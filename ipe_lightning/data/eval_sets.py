@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from ipe_lightning.data.cache import CacheWriteError
 from ipe_lightning.data.crops import to_tensor_image
 from ipe_lightning.data.degrade import (
     crop_to_paired_lr,
@@ -39,6 +40,7 @@ from ipe_lightning.data.degrade import (
 from ipe_lightning.data.images import ImageReader, Scan, readable_images, scan_images
 from ipe_lightning.data.layouts import DatasetNotFoundError, require_dir
 from ipe_lightning.data.sources import ImageSource, require_source
+from ipe_lightning.errors import SettingError
 from ipe_lightning.scales import Scale, as_scale_pair, scale_tag
 
 CHANNELS = ("rgb", "y")
@@ -93,6 +95,12 @@ class EvalSetSpec:
         if not scales or isinstance(scales, str | int | float):
             raise ValueError(f"eval set {name!r}: scales must be a non-empty list, got {scales!r}")
         spec["scales"] = tuple(as_scale_pair(s) for s in scales)
+        if below := [s for s in scales if min(as_scale_pair(s)) < 1]:
+            # an SR evaluation upsamples: a scale below 1 would score a downsampling
+            raise SettingError(
+                f"eval set {name!r}: every scale in eval.scales (eval.sets.{name}.scales) must be "
+                f">= 1 for super-resolution, got {below}"
+            )
         resolve_shave(spec.get("shave", "scale"), spec["scales"][0])  # validates the rule
         return cls(name=name, **spec)
 
@@ -151,6 +159,8 @@ class EvalImages(Dataset):
 def _read(reader: ImageReader, path: Path) -> np.ndarray:
     try:
         return reader(path)
+    except CacheWriteError:  # the image is fine; its message names the cache entry
+        raise
     except Exception as err:  # e.g. pixel data cut short: the header scan cannot see that
         raise RuntimeError(f"could not read evaluation image {path}: {err}") from err
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ipe_lightning.data.images import IMAGE_SUFFIXES, list_images
+from ipe_lightning.errors import UserError
 
 EXPECTED_LAYOUT = """\
 <root>/
@@ -29,7 +30,7 @@ EMBEDDED_DEFAULT_HINT = (
 )
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(FileNotFoundError, UserError):
     """A dataset root, folder or file is missing; the message says what was expected."""
 
 

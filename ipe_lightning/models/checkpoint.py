@@ -9,7 +9,6 @@ reading. Loading never unpickles code (``weights_only=True``)."""
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,23 +17,13 @@ import torch
 from hydra.utils import instantiate
 
 from ipe_lightning.models.base import ImplicitSR
+from ipe_lightning.models.checkpoint_file import load_weights_only
 from ipe_lightning.models.lte import lte_network_config
 
 # RDN configurations of the RDN paper / LIIF code: (blocks D, layers per block C, growth G).
 _RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}
 # Mean-shift convolutions of the EDSR code; unused without the upsampling tail.
 _IGNORED_PREFIXES = ("encoder.sub_mean.", "encoder.add_mean.")
-
-
-def load_weights_only(path: str | os.PathLike) -> Any:
-    """``torch.load`` that refuses to execute code from the file, with a clear error."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"refusing to load {os.fspath(path)!r}: it holds objects other than tensors and plain "
-            f"containers, and loading it would execute code from the file ({error})"
-        ) from error
 
 
 def _encoder_config(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,7 +217,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     return _liif_parts(checkpoint)
 
 
-def load_network(path: str | os.PathLike) -> tuple[ImplicitSR, dict[str, Any]]:
-    """The network stored in ``path`` (ours or official LIIF) and its config."""
+def load_network(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[ImplicitSR, dict[str, Any]]:
+    """The network stored in ``path`` (ours or official LIIF), on ``device`` and in eval mode
+    (ready for :func:`ipe_lightning.inference.upsample`), and its config."""
     config, state = read_checkpoint(path)
-    return _load_state(instantiate(config), state, str(config.get("_target_"))), config
+    network = _load_state(instantiate(config), state, str(config.get("_target_")))
+    return network.to(device).eval(), config

@@ -25,6 +25,8 @@ from typing import Protocol
 
 import torch
 
+from ipe_lightning.errors import SettingError
+
 
 def frequencies(bandwidth: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
     """``ω_k = 2^k``, k = 0..L-1 (paper Eq. 3; no factor π)."""
@@ -121,7 +123,10 @@ class _Banded:
         value = self.bandwidth
         integral = isinstance(value, int | float) and float(value).is_integer()
         if isinstance(value, bool) or not integral or value < 1:
-            raise ValueError(f"bandwidth L must be a positive integer, got {value!r}")
+            raise SettingError(
+                f"model.net.encoding.bandwidth: bandwidth L must be a positive integer (the "
+                f"number of frequencies), got {value!r}"
+            )
         object.__setattr__(self, "bandwidth", int(value))
 
     @property

@@ -3,9 +3,11 @@
 ``ddp``          DDP ranks of a multirun job run that job, in its directory
 ``requeue``      submitit's requeue signal: finish the step, save ``last.ckpt``, then requeue
 ``checkpoints``  where ``last.ckpt`` is; the save on SIGTERM (preemption)
-``progress``     the progress bar with the whole run's ETA
+``progress``     the whole run's progress: bars with its ETA, plain lines without a terminal
+``log``          the package logger (the job's console and its ``run.log``)
 ``examples``     LR | bicubic | SR | HR panels of the test images
 ``loggers``      loggers from config; W&B that never prompts and never leaks between jobs
+``lock``         one writer per run directory: a second job on it is refused, naming the holder
 
 Submodules import only what they need, so importing one does not pull in the others.
 """

@@ -1,8 +1,15 @@
-"""Where a run's ``last.ckpt`` is, and the save on SIGTERM (cluster preemption or time-out)."""
+"""Where a run's ``last.ckpt`` is, the save on SIGTERM (cluster preemption or time-out) and on
+Ctrl-C (SIGINT), and the loggers' rows flushed with every checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -37,3 +44,61 @@ class PreemptionCheckpoint(pl.Callback):
         path = last_checkpoint_path(trainer)
         if path is not None:
             trainer.save_checkpoint(path)
+
+
+class Interrupted(SIGTERMException):
+    """Ctrl-C (SIGINT) stopped the job, after ``last.ckpt`` was saved during training; a job ends
+    with exit status :data:`INTERRUPTED_EXIT` on it, as a shell reports a Ctrl-C."""
+
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT
+
+
+@contextlib.contextmanager
+def stop_on_interrupt() -> Iterator[None]:
+    """Within it, the first Ctrl-C stops the job as SIGTERM does: training stops at the next batch
+    boundary and :class:`PreemptionCheckpoint` saves ``last.ckpt``; the job then raises
+    :class:`Interrupted`. A second Ctrl-C stops at once (``KeyboardInterrupt``).
+
+    Lightning 2.6 turns a Ctrl-C into a ``KeyboardInterrupt`` wherever it lands (mid optimiser
+    step too), calls the callbacks' ``on_exception`` and exits with status 1, saving nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    received: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        signal.signal(signal.SIGINT, previous)
+        # os.write, not print: a handler that prints while the progress bar prints raises
+        os.write(2, b"\n[ipe-lightning] Ctrl-C: stopping after this step (again: at once)\n")
+        on_sigterm = signal.getsignal(signal.SIGTERM)
+        if not callable(on_sigterm):  # no trainer running, so no step to finish
+            raise Interrupted
+        on_sigterm(signal.SIGTERM, frame)  # Lightning's: stop at the next batch boundary
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    except SIGTERMException as stop:
+        if received and not isinstance(stop, Interrupted):
+            raise Interrupted from None
+        raise
+    finally:
+        if signal.getsignal(signal.SIGINT) is on_sigint:
+            signal.signal(signal.SIGINT, previous)
+
+
+class FlushLogsAtCheckpoint(pl.Callback):
+    """Write the loggers' buffered rows whenever a checkpoint is saved, so that a kill loses no
+    row that the checkpoint covers. Lightning 2.6 saves the loggers after the rows of
+    ``self.log``, but rows that callbacks log straight to a logger (``LearningRateMonitor``) wait
+    in ``CSVLogger``'s buffer for ``flush_logs_every_n_steps`` (100) steps."""
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        for logger in trainer.loggers:
+            logger.save()

@@ -35,6 +35,22 @@ LAUNCHER_ENVIRONMENT = (
     "OMP_NUM_THREADS",
 )
 RANK_EXIT_TIMEOUT_S = 120.0
+# How long a collective (all-reduce, barrier) waits for a rank before it fails: a rank that died
+# must end the job with an error, not leave the others blocked for torch's default 30 minutes
+# (nor NCCL's default of 10). Long enough for a slow first decode of the cache or a checkpoint.
+COLLECTIVE_TIMEOUT_S = 600.0
+
+
+def ddp_strategy(timeout_s: float = COLLECTIVE_TIMEOUT_S, **options: Any) -> Any:
+    """Lightning's ``DDPStrategy`` whose process group times collectives out after
+    ``timeout_s`` seconds (configs give seconds; torch wants a ``timedelta``)."""
+    from datetime import timedelta
+
+    from pytorch_lightning.strategies import DDPStrategy
+
+    if not timeout_s > 0:
+        raise ValueError(f"trainer.strategy.timeout_s must be positive seconds, got {timeout_s!r}")
+    return DDPStrategy(timeout=timedelta(seconds=float(timeout_s)), **options)
 
 
 def multirun_job_dir() -> str | None:

@@ -1,20 +1,32 @@
-"""Loggers from config, with W&B that never prompts and never leaks state between jobs."""
+"""Loggers from config, with W&B that never prompts and never leaks state between jobs, and
+W&B summaries that mean something: the best validation PSNR, the gain over bicubic per set and
+scale, the per-image results as a table and ``metrics.json`` as an artifact."""
 
 from __future__ import annotations
 
 import contextlib
 import netrc
 import os
+import re
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from ipe_lightning import results
+from ipe_lightning.runtime.log import get_logger
+
+log = get_logger(__name__)
 
 WANDB_HOST = "api.wandb.ai"
+# The training loss and validation PSNR are logged every step / epoch; W&B's summary keeps the
+# last value unless told otherwise, and the best checkpoint is chosen by the maximum.
+BEST_VALIDATION = {"val/psnr": "max"}
+TRAIN_JOB_TYPE, EVAL_JOB_TYPE = "train", "eval"  # W&B job types of mode=train and mode=test
 
 
 def wandb_credentials_available() -> bool:
@@ -47,24 +59,130 @@ def wandb_should_run_offline() -> str | None:
     return None
 
 
-def build_loggers(logger_cfg: DictConfig | None) -> list[Any]:
-    """Instantiate every logger of the ``logger`` group; W&B goes offline when it must."""
+def training_group(ckpt_path: str | os.PathLike) -> str | None:
+    """The W&B group of the training run that wrote ``ckpt_path`` (``<run dir>/checkpoints/``),
+    read from its resolved Hydra config; ``None`` when unknown."""
+    config_file = Path(ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
+    try:
+        group = OmegaConf.select(OmegaConf.load(config_file), "logger.wandb.group", default=None)
+    except Exception:  # no such file, or an interpolation only Hydra resolves
+        return None
+    return None if group is None else str(group)
+
+
+def wandb_job(cfg: DictConfig) -> dict[str, Any]:
+    """``job_type`` and ``group`` of this job's W&B run: a ``mode=test`` run is an ``eval`` job
+    in the group of the training run of its checkpoint (unless ``logger.wandb.group`` says)."""
+    if cfg.get("mode") != "test":
+        return {"job_type": TRAIN_JOB_TYPE}
+    group = OmegaConf.select(cfg, "logger.wandb.group", default=None)
+    if group is None and cfg.get("ckpt_path"):
+        group = training_group(cfg.ckpt_path)
+    return {"job_type": EVAL_JOB_TYPE, **({"group": group} if group is not None else {})}
+
+
+def sync_dir(run: Any) -> str:
+    """The directory ``wandb sync`` takes for ``run`` (``run.dir`` is its ``files/``)."""
+    return str(Path(run.dir).parent)
+
+
+def define_summaries(run: Any) -> None:
+    """A metric's own definition replaces the ``*`` one ``WandbLogger`` made, so it restates its
+    step axis (the trainer's step, as every other chart)."""
+    for key, summary in BEST_VALIDATION.items():
+        run.define_metric(key, summary=summary, step_metric="trainer/global_step")
+
+
+def build_loggers(
+    logger_cfg: DictConfig | None, wandb_settings: Mapping[str, Any] | None = None
+) -> list[Any]:
+    """Instantiate every logger of the ``logger`` group; W&B goes offline when it must.
+
+    ``wandb_settings`` (:func:`wandb_job`) are passed to ``wandb.init``; a ``group`` only when
+    the config names none.
+    """
     loggers = []
     for spec in (logger_cfg or {}).values():
         if spec is None:
             continue
+        if "WandbLogger" not in str(spec.get("_target_", "")):
+            loggers.append(instantiate(spec, _convert_="all"))
+            continue
         overrides: dict[str, Any] = {}
-        if "WandbLogger" in str(spec.get("_target_", "")):
-            reason = wandb_should_run_offline() if not spec.get("offline") else "offline=true"
-            if reason:
-                print(f"[ipe-lightning] W&B logs offline ({reason}); sync later with `wandb sync`.")
-                overrides["offline"] = True
-            Path(spec.save_dir).mkdir(parents=True, exist_ok=True)
-            import wandb
+        for key, value in (wandb_settings or {}).items():
+            if spec.get(key) is None:
+                overrides[key] = value
+        reason = wandb_should_run_offline() if not spec.get("offline") else "offline=true"
+        if reason:
+            overrides["offline"] = True
+        Path(spec.save_dir).mkdir(parents=True, exist_ok=True)
+        import wandb
 
-            overrides["settings"] = wandb.Settings(silent=True)  # no banners, never a prompt
-        loggers.append(instantiate(spec, **overrides, _convert_="all"))
+        overrides["settings"] = wandb.Settings(silent=True)  # no banners, never a prompt
+        logger = instantiate(spec, **overrides, _convert_="all")
+        if _is_global_zero():  # other DDP ranks have no run (Lightning gives them a stand-in)
+            run = logger.experiment
+            define_summaries(run)
+            if reason:
+                log.info(
+                    f"[ipe-lightning] W&B logs offline ({reason}); sync later with "
+                    f"`wandb sync {sync_dir(run)}`"
+                )
+        loggers.append(logger)
     return loggers
+
+
+def _is_global_zero() -> bool:
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def wandb_runs(loggers: list[Any]) -> list[Any]:
+    """The W&B runs of ``loggers`` (none on DDP ranks other than 0)."""
+    if not _is_global_zero():
+        return []
+    return [logger.experiment for logger in loggers if type(logger).__name__ == "WandbLogger"]
+
+
+def gains_over_bicubic(record: Mapping[str, Any]) -> dict[str, float]:
+    """``test/<set>/x<scale>/gain_over_bicubic``: PSNR minus bicubic PSNR (dB)."""
+    return {
+        f"test/{loader}/gain_over_bicubic": values["psnr"] - values["bicubic_psnr"]
+        for loader, values in (record.get("metrics") or {}).items()
+        if "psnr" in values and "bicubic_psnr" in values
+    }
+
+
+def artifact_name(record: Mapping[str, Any], kind: str) -> str:
+    """W&B artifact names allow letters, digits, ``-``, ``_`` and ``.``."""
+    name = str(record.get("run_name") or record.get("model") or "run")
+    return re.sub(r"[^\w.-]+", "_", f"{name}-{kind}")
+
+
+def summarise_test(run: Any, record: Mapping[str, Any], run_dir: str | os.PathLike) -> None:
+    """After the test: the gains over bicubic in the summary, ``per_image.csv`` (when the run
+    wrote one) as the table ``test/per_image``, and ``metrics.json`` as an artifact."""
+    import wandb
+
+    run.summary.update(gains_over_bicubic(record))
+    rows = results.read_per_image(run_dir)
+    if rows:
+        columns = list(results.PER_IMAGE_FIELDS)
+        table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
+        run.log({"test/per_image": table})
+    record_file = Path(run_dir) / results.RECORD_FILE
+    if record_file.is_file():
+        artifact = wandb.Artifact(artifact_name(record, "metrics"), type="results")
+        artifact.add_file(str(record_file))
+        run.log_artifact(artifact)
+
+
+def summarise_test_in_wandb(
+    loggers: list[Any], record: Mapping[str, Any], run_dir: str | os.PathLike
+) -> None:
+    for run in wandb_runs(loggers):
+        summarise_test(run, record, run_dir)
 
 
 @contextlib.contextmanager

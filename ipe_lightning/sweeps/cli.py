@@ -1,37 +1,66 @@
 """``sweep.py``: launch a sweep, resume it, report on it.
 
-    python sweep.py <sweep> [overrides...] [sweep_dir=DIR] [--dry-run]
-    python sweep.py report <sweep_dir> [--wandb ENTITY/PROJECT --group GROUP] [--sweep NAME]
+    python sweep.py <sweep> [overrides...] [sweep_dir=DIR] [seeds=[0,1,2]] [--dry-run]
+    python sweep.py report <sweep_dir> [--out DIR] [--reference VARIANT]
+    python sweep.py report --wandb ENTITY/PROJECT --group GROUP [--sweep NAME] [--out DIR]
     python sweep.py list                     # the sweeps and their jobs
+    python sweep.py figure <sweep_dir> [image=NAME crop=[top,left,side] scales=[4,12,30]]
 
-``<sweep>`` is a name in ``conf/sweep/`` (``table1`` ... ``table4``) or the path of your own sweep
-file. Overrides apply to every job (``data.root=...``, ``debug=tiny``, ``launcher=slurm``,
-``trainer=ddp trainer.devices=4``, ``hydra.launcher.partition=gpu``). The sweep directory
-defaults to ``multirun/<sweep>/<timestamp>``; the same command with ``sweep_dir=<that dir>``
-resumes it: finished jobs are skipped, interrupted ones resume from ``last.ckpt``, failed ones
-run again (``ipe_lightning/sweeps/resume.py``). After the jobs, the report is written into the
-sweep directory. Exit status: 0 when every job finished, 1 when one did not, 2 for a usage error
-or a sweep directory whose finished jobs were made with other overrides.
+``<sweep>`` is a name in ``conf/sweep/`` (``table1`` ... ``table4``, ``paper`` for all four) or the
+path of your own sweep file. Overrides apply to every job (``data.root=...``, ``debug=tiny``,
+``launcher=slurm``, ``trainer=ddp trainer.devices=4``, ``hydra.launcher.partition=gpu``). The sweep
+directory defaults to ``multirun/<sweep>/<timestamp>``; the same command with ``sweep_dir=<that
+dir>`` resumes it: finished jobs are skipped, interrupted ones resume from ``last.ckpt``, failed
+ones run again (``ipe_lightning/sweeps/resume.py``). After the jobs, the report is written into the
+sweep directory. Exit status: 0 when every job finished, 1 when one did not, 2 for a usage error or
+a sweep directory whose finished jobs were made with other overrides.
+
+Train once, evaluate everywhere (``ipe_lightning/sweeps/plan.py``): jobs that train the same model
+(``sweeps/identity.py``) train it once; the others evaluate its ``last.ckpt`` (``mode=test``),
+also across sweeps through the run store (``paths.run_store``, default ``multirun/runs``). A
+finished job whose overrides changed only what it evaluates (``eval.scales=[...]``, ``eval=...``)
+evaluates only the sets and scales it lacks, merged into its ``metrics.json``. The plan prints
+each job's step (train / resume / reuse+evaluate / skip / held) and a summary line
+(``23 to train, 5 to evaluate only, 0 finished``). One writer per sweep directory: jobs that
+another live process runs or launched (``sweeps/claims.py``) are ``held``, not launched again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ipe_lightning.results import JobResult
+from ipe_lightning.runtime.lock import DirectoryInUse
+from ipe_lightning.sweeps.claims import Claims, defer_held, sweep_lock
 from ipe_lightning.sweeps.definitions import (
     REPO_CONF_DIR,
     SweepDefinition,
     SweepDefinitionError,
     available_sweeps,
     load_sweep,
+    parse_seeds,
 )
+from ipe_lightning.sweeps.failures import failed_returns, note_failures, record_launch_failures
 from ipe_lightning.sweeps.layout import default_layout, layout_to_dict
+from ipe_lightning.sweeps.plan import (
+    EVALUATION_DIR,
+    LAUNCHED_STEPS,
+    TRAINING_STEPS,
+    PlannedJob,
+    Step,
+    evaluation_overrides,
+    merge_evaluation,
+    plan_steps,
+    plan_summary,
+)
+from ipe_lightning.sweeps.preflight import passes_preflight
 from ipe_lightning.sweeps.report import (
     REPORT_FILES,
     Manifest,
@@ -41,10 +70,12 @@ from ipe_lightning.sweeps.report import (
     write_manifest,
     write_report,
 )
-from ipe_lightning.sweeps.resume import Decision, decide, read_job_state
+from ipe_lightning.sweeps.resume import decide, read_job_state
+from ipe_lightning.sweeps.store import RunStore, Training
 from ipe_lightning.sweeps.table import Table
 
 USAGE = __doc__.split("\n\n")[1]
+SWEEP_LOCK_WAIT_S = 120  # another sweep plans on the same directory for at most about this long
 _SAFE_TAG = re.compile(r"^[\w.-]+$")
 
 
@@ -58,6 +89,10 @@ def main(argv: Sequence[str] | None = None, conf_dir: Path = REPO_CONF_DIR) -> i
         return 0
     if args[0] == "report":
         return report_command(args[1:], conf_dir)
+    if args[0] == "figure":
+        from ipe_lightning.sweeps.figure import figure_command
+
+        return figure_command(args[1:], conf_dir)
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -97,6 +132,13 @@ def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, str | bool], li
             options["sweep_dir"] = argument.split("=", 1)[1]
         elif argument == "--dry-run":
             options["dry_run"] = True
+        elif argument.startswith("preflight="):  # sweeps/preflight.py
+            value = argument.split("=", 1)[1].lower()
+            if value not in ("true", "false"):
+                raise SweepDefinitionError(f"preflight= takes true or false, got {value!r}")
+            options["preflight"] = value == "true"
+        elif argument.startswith("seeds="):  # each job once per seed (definitions.py)
+            options["seeds"] = argument.split("=", 1)[1]
         elif argument.startswith("-"):
             raise SweepDefinitionError(f"unknown option {argument}\n{USAGE}")
         else:
@@ -110,9 +152,14 @@ def tag_list(tags: Sequence[str]) -> str:
 
 
 def plan_overrides(
-    hydra: object, definition: SweepDefinition, command_line: Sequence[str], group: str
+    hydra: object,
+    definition: SweepDefinition,
+    command_line: Sequence[str],
+    group: str,
+    details: dict[str, PlannedJob] | None = None,
 ) -> dict[str, list[str]]:
-    """Every job's full override list (composed once each, so a bad override fails early).
+    """Every job's full override list (composed once each, so a bad override fails early);
+    ``details`` gets each job's :class:`PlannedJob` (its training identity).
 
     Order: the grid's, the sweep file's, the command line's, then what the sweep sets per job:
     ``run_name`` (= the job name), ``tags`` (the job's own + sweep name + job name) and, when the
@@ -132,14 +179,18 @@ def plan_overrides(
         if "wandb" in (cfg.get("logger") or {}):
             overrides.append(f"logger.wandb.group={group}")
         planned[job.name] = overrides
+        if details is not None:
+            details[job.name] = PlannedJob.of(overrides, cfg)
     return planned
 
 
-def print_plan(sweep_dir: Path, decisions: Sequence[Decision]) -> None:
+def print_plan(sweep_dir: Path, steps: Sequence[Step]) -> None:
+    """Per job: what its directory asks for, why, and its step (train / resume /
+    reuse+evaluate / skip / held / conflict, ``sweeps/plan.py``)."""
     print(f"[sweep] {sweep_dir}")
-    width = max(len(d.name) for d in decisions)
-    for d in decisions:
-        print(f"[sweep]   {d.name:<{width}}  {d.action:<8}  {d.reason}")
+    width = max(len(s.name) for s in steps)
+    for s in steps:
+        print(f"[sweep]   {s.name:<{width}}  {s.action:<8}  {s.reason}  [{s.step}]")
 
 
 def sweep_command(name: str, arguments: Sequence[str], conf_dir: Path) -> int:
@@ -149,6 +200,8 @@ def sweep_command(name: str, arguments: Sequence[str], conf_dir: Path) -> int:
 
     options, overrides = split_arguments(arguments)
     definition = load_sweep(name, conf_dir)
+    if "seeds" in options:
+        definition = dataclasses.replace(definition, seeds=parse_seeds(options["seeds"]))
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     sweep_dir = Path(str(options.get("sweep_dir") or f"multirun/{definition.name}/{stamp}"))
     sweep_dir = sweep_dir.expanduser().resolve()
@@ -162,51 +215,85 @@ def sweep_command(name: str, arguments: Sequence[str], conf_dir: Path) -> int:
     task_overrides = [o for o in overrides if not is_hydra_override(o)]
 
     exit_code = 0
-    with hydra_session(conf_dir) as hydra:
-        planned = plan_overrides(hydra, definition, task_overrides, group)
-        decisions = [
-            decide(job, read_job_state(sweep_dir / job), overrides)
-            for job, overrides in planned.items()
-        ]
-        print_plan(sweep_dir, decisions)
-        conflicts = [d for d in decisions if d.action == "conflict"]
+    dry_run = bool(options.get("dry_run"))
+    with hydra_session(conf_dir) as hydra, Claims(sweep_dir) as claims:
+        jobs: dict[str, PlannedJob] = {}
+        planned = plan_overrides(hydra, definition, task_overrides, group, jobs)
+        store = RunStore(next(iter(jobs.values())).run_store)
+        steps = plan_sweep(sweep_dir, jobs, store)
+        print_plan(sweep_dir, steps)
+        report_held(steps)
+        conflicts = [s for s in steps if s.step == "conflict"]
         if conflicts:
             print(
-                f"[sweep] refusing to launch: {len(conflicts)} job(s) in {sweep_dir} were made "
-                "with other overrides or by newer code (a finished result is never overwritten). "
-                "Use another sweep_dir, the original overrides, or delete those job directories.",
+                f"[sweep] refusing to launch: {len(conflicts)} job(s) in {sweep_dir} were "
+                "made with other overrides or by newer code (a finished result is never "
+                "overwritten). Use another sweep_dir, the original overrides, or delete those "
+                "job directories.",
                 file=sys.stderr,
             )
             return 2
-        if options.get("dry_run"):
-            for decision in decisions:
-                if decision.action != "skip":
-                    print(f"[sweep] {decision.name}: {' '.join(planned[decision.name])}")
+        if dry_run:
+            for step in steps:
+                if step.step in LAUNCHED_STEPS:
+                    print(f"[sweep] {step.name}: {' '.join(job_overrides(jobs, step))}")
+            print(f"[sweep] {plan_summary(steps)}")
             return 0
-        write_manifest(
-            sweep_dir,
-            Manifest(
-                sweep=definition.name,
-                definition=str(definition.path),
-                title=definition.title,
-                created=manifest.created if manifest else stamp,
-                group=group,
-                jobs=[{"name": job, "overrides": o} for job, o in planned.items()],
-                layout=_layout_dict(definition),
-                command=[name, *arguments],
-            ),
-        )
-        pending = [d.name for d in decisions if d.action != "skip"]
-        if pending:
-            master = [
-                f"hydra.sweep.dir={hydra_value(str(sweep_dir))}",
-                *hydra_overrides,
-                *definition.extra_overrides(task_overrides),
-                *task_overrides,
-            ]
-            jobs = [[*planned[job], f"hydra.sweep.subdir={job}"] for job in pending]
-            exit_code = launch_and_wait(hydra, master, jobs)
-    table = report_sweep_dir(sweep_dir)
+        to_launch = {s.name: job_overrides(jobs, s) for s in steps if s.step in LAUNCHED_STEPS}
+        if options.get("preflight", True) and not passes_preflight(hydra, to_launch):
+            return 2
+        with planning_lock(sweep_dir):
+            steps = plan_sweep(sweep_dir, jobs, store)  # again: another sweep may have claimed
+            write_manifest(
+                sweep_dir,
+                Manifest(
+                    sweep=definition.name,
+                    definition=str(definition.path),
+                    title=definition.title,
+                    created=manifest.created if manifest else stamp,
+                    group=group,
+                    jobs=[{"name": job, "overrides": o} for job, o in planned.items()],
+                    layout=_layout_dict(definition),
+                    command=[name, *arguments],
+                ),
+            )
+            launched, held = claims.take(s.name for s in steps if s.step in LAUNCHED_STEPS)
+            for step in steps:
+                if step.step in TRAINING_STEPS and step.name in launched:
+                    store.register(step.identity, sweep_dir / step.name, jobs[step.name].training)
+        for reason in held.values():  # claimed by a sweep that planned while this one waited
+            print(f"[sweep] not launching: {reason}", file=sys.stderr)
+        print(f"[sweep] {plan_summary(steps)}")
+        master = [
+            f"hydra.sweep.dir={hydra_value(str(sweep_dir))}",
+            *hydra_overrides,
+            *definition.extra_overrides(task_overrides),
+            *task_overrides,
+        ]
+        trainings = [s for s in steps if s.name in launched and s.step in TRAINING_STEPS]
+        failures: dict[str, BaseException] = {}
+        if trainings:
+            exit_code = launch_and_wait(hydra, master, launch_list(jobs, trainings), failures)
+        # Evaluations after the trainings they need (some are this sweep's own).
+        evaluations = []
+        for step in steps:
+            if step.name in launched and step.step == "reuse+evaluate":
+                if Training(step.identity, step.source).finished():
+                    evaluations.append(step)
+                else:
+                    print(f"[sweep] not evaluating {step.name}: {step.source} did not finish")
+        if evaluations:
+            code = launch_and_wait(hydra, master, launch_list(jobs, evaluations), failures)
+            exit_code = exit_code or code
+            for step in evaluations:
+                added = step.missing is not None
+                if added and not merge_evaluation(sweep_dir / step.name, planned[step.name]):
+                    print(f"[sweep] {step.name}: its added evaluation did not finish")
+                    exit_code = exit_code or 1
+    with planning_lock(sweep_dir):  # one report writer at a time
+        record_launch_failures(sweep_dir, failures, planned)
+        table = report_sweep_dir(sweep_dir)
+        note_failures(sweep_dir)
     print(f"[sweep] {summary(table)}")
     print(f"[sweep] report: {', '.join(str(sweep_dir / f) for f in REPORT_FILES)}")
     if table.incomplete and not exit_code:
@@ -214,14 +301,73 @@ def sweep_command(name: str, arguments: Sequence[str], conf_dir: Path) -> int:
     return exit_code
 
 
-def launch_and_wait(hydra: object, master: list[str], jobs: list[list[str]]) -> int:
+def plan_sweep(sweep_dir: Path, jobs: dict[str, PlannedJob], store: RunStore) -> list[Step]:
+    """Each job's step, from its directory, the other live processes and the run store."""
+    decisions = [
+        decide(name, read_job_state(sweep_dir / name), job.overrides) for name, job in jobs.items()
+    ]
+    decisions = defer_held(sweep_dir, decisions)
+    identities = {n: j.identity for n, j in jobs.items()}
+    wanted = {n: j.evaluations for n, j in jobs.items()}
+    return plan_steps(decisions, identities, sweep_dir, store, wanted)
+
+
+def job_overrides(jobs: dict[str, PlannedJob], step: Step) -> list[str]:
+    overrides = list(jobs[step.name].overrides)
+    return overrides + evaluation_overrides(step) if step.step == "reuse+evaluate" else overrides
+
+
+def launch_list(jobs: dict[str, PlannedJob], steps: Sequence[Step]) -> list[list[str]]:
+    """Each step's overrides and directory (a finished job's added evaluation runs beside its
+    results, and is merged into them after)."""
+    return [[*job_overrides(jobs, s), f"hydra.sweep.subdir={s.name}{subdir(s)}"] for s in steps]
+
+
+def subdir(step: Step) -> str:
+    return f"/{EVALUATION_DIR}" if step.missing is not None else ""
+
+
+@contextlib.contextmanager
+def planning_lock(sweep_dir: Path) -> Iterator[None]:
+    """The sweep directory's lock; another sweep planning on it is waited for, and named."""
+    lock = sweep_lock(sweep_dir)
+    try:
+        lock.acquire()
+    except DirectoryInUse as busy:
+        print(f"[sweep] waiting up to {SWEEP_LOCK_WAIT_S} s: {busy}", file=sys.stderr)
+        lock.acquire(timeout=SWEEP_LOCK_WAIT_S)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def report_held(steps: Sequence[Step]) -> None:
+    held = [s.name for s in steps if s.step == "held"]
+    if held:
+        print(
+            f"[sweep] {len(held)} job(s) are run by other live processes and are not launched "
+            f"here: {', '.join(held)}. Their results join the report when they finish.",
+            file=sys.stderr,
+        )
+
+
+def launch_and_wait(
+    hydra: object,
+    master: list[str],
+    jobs: list[list[str]],
+    failures: dict[str, BaseException] | None = None,
+) -> int:
     """Run the jobs; 0, or the status a stopped sweep exits with. A job that fails does not
-    stop the others (the report shows it); a job stopped by SIGTERM (preemption, time-out of an
-    interactive allocation) stops the in-process sweep, as it would stop ``run.py``."""
+    stop the others (the report shows it; ``failures`` gets its exception from its Hydra
+    ``JobReturn``); a job stopped by SIGTERM (preemption, time-out of an interactive
+    allocation) stops the in-process sweep, as it would stop ``run.py``."""
     from ipe_lightning.sweeps.launch import launch_jobs
 
     try:
-        launch_jobs(hydra, master, jobs)
+        returns = launch_jobs(hydra, master, jobs)
+        if failures is not None:
+            failures.update(failed_returns(returns))
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) and stop.code else 1
     except Exception as error:  # e.g. submitit could not collect a job killed from outside
@@ -255,16 +401,19 @@ def report_command(arguments: Sequence[str], conf_dir: Path) -> int:
     parser.add_argument("--group", help="the sweep's W&B group (<sweep>_<timestamp>)")
     parser.add_argument("--sweep", help="the sweep definition (default: from the manifest/group)")
     parser.add_argument("--out", help="where to write the report (default: the sweep directory)")
+    parser.add_argument(
+        "--reference", metavar="VARIANT", help="the row to compare with (default: the table's)"
+    )
     options = parser.parse_args(arguments)
     if not options.wandb:
         if not options.sweep_dir:
             parser.error("give a sweep directory, or --wandb ENTITY/PROJECT --group GROUP")
         try:
-            table = report_sweep_dir(options.sweep_dir)
-        except FileNotFoundError as error:
+            table = report_sweep_dir(options.sweep_dir, options.out, options.reference)
+        except (FileNotFoundError, ValueError) as error:
             print(f"sweep.py report: {error}", file=sys.stderr)
             return 2
-        out = Path(options.sweep_dir)
+        out = Path(options.out or options.sweep_dir)
     else:
         if not options.group:
             parser.error("--wandb needs --group (the sweep's W&B group)")

@@ -8,6 +8,10 @@ A sweep file holds
 ``overrides``        overrides every job gets (before the command line's own)
 ``debug_overrides``  per ``debug=<name>`` choice, overrides added when the command line picks it
                      (tiny images cannot hold every paper setting; each sweep file says why)
+``seeds``            a list of seeds (``[0, 1, 2]``): every job of the grid once per seed, as
+                     ``<job>_seed-<n>`` with ``seed=<n>``; the report folds them back into one row
+                     (mean ± std, n). ``sweep.py <sweep> seeds=[0,1,2]`` sets it from the command
+                     line
 ``table``            the paper layout (:func:`ipe_lightning.sweeps.layout.layout_from_dict`);
                      without it the report lists every job against what it measured
 
@@ -54,9 +58,10 @@ class SweepDefinition:
     overrides: tuple[str, ...] = ()
     debug_overrides: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     layout: TableLayout | None = None
+    seeds: tuple[int, ...] = ()
 
     def jobs(self, config_loader: Any = None) -> list[Job]:
-        return expand_grid(self.params, config_loader=config_loader)
+        return with_seeds(expand_grid(self.params, config_loader=config_loader), self.seeds)
 
     def extra_overrides(self, command_line: Sequence[str]) -> tuple[str, ...]:
         """The sweep-wide overrides, plus those for the ``debug=<name>`` the command line picks."""
@@ -96,7 +101,7 @@ def load_sweep(name_or_path: str, conf_dir: Path = REPO_CONF_DIR) -> SweepDefini
 
 
 def definition_from_dict(spec: Mapping[str, Any], *, name: str, path: Path) -> SweepDefinition:
-    unknown = set(spec) - {"title", "params", "overrides", "debug_overrides", "table"}
+    unknown = set(spec) - {"title", "params", "overrides", "debug_overrides", "table", "seeds"}
     if unknown:
         raise SweepDefinitionError(f"{path}: unknown keys {sorted(unknown)}")
     params = {str(k): _param_text(v) for k, v in (spec.get("params") or {}).items()}
@@ -116,9 +121,10 @@ def definition_from_dict(spec: Mapping[str, Any], *, name: str, path: Path) -> S
             for k, v in (spec.get("debug_overrides") or {}).items()
         },
         layout=layout,
+        seeds=parse_seeds(spec.get("seeds"), where=str(path)),
     )
     if layout is not None:
-        names = {job.name for job in definition.jobs()}
+        names = {job.name for job in expand_grid(params)}  # rows are variants, not seeds
         unknown_rows = [v for v in layout.variants if v not in names]
         if unknown_rows:
             raise SweepDefinitionError(
@@ -126,6 +132,35 @@ def definition_from_dict(spec: Mapping[str, Any], *, name: str, path: Path) -> S
                 f"the grid makes {sorted(names)}"
             )
     return definition
+
+
+def parse_seeds(value: Any, where: str = "seeds") -> tuple[int, ...]:
+    """``[0, 1, 2]`` (YAML) or ``"[0,1,2]"`` / ``"0,1,2"`` (command line) → ``(0, 1, 2)``."""
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        value = [v for v in value.strip().strip("[]").split(",") if v.strip()]
+    items = value if isinstance(value, list | tuple) else [value]
+    try:
+        seeds = tuple(int(str(v).strip()) for v in items)
+    except ValueError as error:
+        message = f"{where}: seeds must be whole numbers, got {value!r}"
+        raise SweepDefinitionError(message) from error
+    if len(set(seeds)) < len(seeds):
+        raise SweepDefinitionError(f"{where}: seeds repeat: {list(seeds)}")
+    return seeds
+
+
+def with_seeds(jobs: Sequence[Job], seeds: Sequence[int]) -> list[Job]:
+    """Each job once per seed, named ``<job>_seed-<n>`` and overriding ``seed``; ``jobs`` as
+    they are without seeds. Each is a job of its own (its directory, its resume decision)."""
+    if not seeds:
+        return list(jobs)
+    return [
+        Job(name=f"{job.name}_seed-{seed}", overrides=(*job.overrides, f"seed={seed}"))
+        for job in jobs
+        for seed in seeds
+    ]
 
 
 def _param_text(value: Any) -> str:

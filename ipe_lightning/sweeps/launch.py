@@ -25,9 +25,13 @@ from omegaconf import DictConfig
 def run_task(cfg: DictConfig) -> dict[str, Any]:
     """One job: what ``run.py`` does with its config (module-level, so submitit can pickle it)."""
     from ipe_lightning.report_console import print_record
+    from ipe_lightning.runtime.lock import RunDirectoryInUse
     from ipe_lightning.tasks import run
 
-    record = run(cfg)
+    try:
+        record = run(cfg)
+    except RunDirectoryInUse as busy:  # a failed job, not the end of an in-process sweep
+        raise RuntimeError(str(busy.error)) from None
     if record:
         print_record(record)
     return record

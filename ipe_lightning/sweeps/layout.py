@@ -2,6 +2,7 @@
 
 - **columns**: groups of (set, scale), e.g. DIV2K ×2-×4 "In-distribution" then ×6-×30
   "Out-of-distribution" (Table 1), or one group per benchmark (Table 2);
+- **reference**: the variant every other row is compared with (per-image ΔPSNR, 95 % CI);
 - **rows**: one per variant (a job of the sweep), grouped as the paper groups them, plus
   reference rows: ``bicubic`` (our bicubic numbers, which every job measures on the same images)
   and rows the paper reports but the suite does not train (``paper``: e.g. EDSR ×2 only).
@@ -54,6 +55,7 @@ class TableLayout:
     columns: tuple[ColumnGroup, ...]
     rows: tuple[RowSpec, ...]
     paper_table: str | None = None
+    reference: str | None = None  # the variant the ΔPSNR intervals compare against
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -94,12 +96,16 @@ def layout_from_dict(spec: Mapping[str, Any], *, title: str = "") -> TableLayout
                 paper={str(k): str(v) for k, v in paper.items()} if paper else None,
             )
         )
+    reference = str(spec["reference"]) if spec.get("reference") else None
+    if reference is not None and reference not in {r.variant for r in rows}:
+        raise ValueError(f"table.reference {reference!r} is not the variant of one of its rows")
     return TableLayout(
         title=str(spec.get("title") or title),
         metric=metric,
         columns=columns,
         rows=tuple(rows),
         paper_table=spec.get("paper_table"),
+        reference=reference,
     )
 
 
@@ -109,6 +115,7 @@ def layout_to_dict(layout: TableLayout) -> dict[str, Any]:
         "title": layout.title,
         "metric": layout.metric,
         "paper_table": layout.paper_table,
+        "reference": layout.reference,
         "columns": [
             {"label": g.label, "set": g.set, "scales": list(g.scales)} for g in layout.columns
         ],

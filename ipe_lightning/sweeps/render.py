@@ -1,13 +1,20 @@
-"""A table as text: GitHub markdown, CSV and a booktabs LaTeX table.
+"""A table as text: GitHub markdown, CSV and a booktabs LaTeX table, in two modes.
 
-Every format shows the same cells: ours (our best per column in bold), the paper's value and the
-difference, or the status of a job that did not finish.
+- ``paper`` (``table.md``/``.tex``): ours (our best per column in bold), the paper's value and
+  the difference, or the status of a job that did not finish; the markdown adds the ΔPSNR
+  intervals against the reference row;
+- ``clean`` (``table_clean.md``/``.tex``): only our numbers, ``mean ± std`` over seeds, n, and a
+  mark where the ΔPSNR interval against the reference excludes 0: what pastes into a paper.
+
+CSV: :func:`render_csv` is the wide table (a line per row), :func:`render_long_csv` the tidy one
+(a line per job × set × scale × seed). A table of a ``debug=`` run says so in every format.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +22,9 @@ from typing import Any
 from ipe_lightning.results import FINISHED
 from ipe_lightning.scales import scale_tag
 from ipe_lightning.sweeps.table import DECIMALS, Cell, Row, Table
+
+MODES = ("paper", "clean")
+SIGNIFICANT = "†"  # the ΔPSNR interval against the reference row excludes 0
 
 
 def _number(value: float, metric: str) -> str:
@@ -43,12 +53,45 @@ def _row_groups(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
     return groups
 
 
-def _legend(table: Table) -> str:
-    names = " / ".join(m.upper() for m in table.layout.metrics)
+def debug_warning(table: Table) -> str:
+    """The line every artefact of a ``debug=`` run carries (empty for a real run)."""
+    if not table.debug:
+        return ""
     return (
-        f"Each cell: ours {names} (paper's {names}, Δ = ours − paper). Bold: our best per column. "
-        "–: not reported / not evaluated."
+        f"DEBUG RUN (debug={table.debug}): tiny data and schedule, the numbers are meaningless "
+        "and not comparable with the paper's."
     )
+
+
+def _best_rule(table: Table) -> str:
+    if table.best_rule == "noise":
+        return (
+            "Bold: our best per column, only where the 95 % paired bootstrap interval (over images"
+            " and seeds) of its difference to every other row excludes 0."
+        )
+    return "Bold: our best per column at the printed precision (no per-image results to test it)."
+
+
+def _reference_legend(table: Table) -> str:
+    row = table.reference_row
+    if row is None:
+        return ""
+    return (
+        f"{SIGNIFICANT}: the 95 % paired bootstrap interval of the per-image ΔPSNR against "
+        f"{row.spec.label} (the reference) excludes 0."
+    )
+
+
+def _legend(table: Table, mode: str = "paper") -> str:
+    names = " / ".join(m.upper() for m in table.layout.metrics)
+    if mode == "clean":
+        first = f"Each cell: our {names}, mean ± standard deviation over n seeds where n > 1."
+        parts = [first, _best_rule(table), _reference_legend(table)]
+    else:
+        first = f"Each cell: ours {names} (paper's {names}, Δ = ours − paper)."
+        parts = [first, _best_rule(table)]
+    parts.append("–: not reported / not evaluated.")
+    return " ".join(p for p in parts if p)
 
 
 @dataclass(frozen=True)
@@ -62,6 +105,8 @@ class CellMarkup:
     delta: str  # format of one signed difference
     with_delta: str  # formats of the whole cell: {ours}, {paper}, {delta}
     without_delta: str
+    plus_minus: str = " ± {}"
+    significant: str = SIGNIFICANT
 
 
 MARKDOWN = CellMarkup(
@@ -75,6 +120,8 @@ LATEX = CellMarkup(
     "${}$",
     "{ours} {{\\scriptsize({paper}, {delta})}}",
     "{ours} {{\\scriptsize({paper})}}",
+    plus_minus="\\,{{\\scriptsize$\\pm${}}}",
+    significant="$^{\\dagger}$",
 )
 
 
@@ -105,6 +152,35 @@ def render_cell(row: Row, cell: Cell, metrics: Sequence[str], markup: CellMarkup
     return markup.with_delta.format(ours=ours, paper=paper, delta=delta)
 
 
+def render_clean_cell(row: Row, cell: Cell, metrics: Sequence[str], markup: CellMarkup) -> str:
+    """Our numbers only: ``mean ± std`` (n > 1), bold where best, the significance mark."""
+    if not (row.has_numbers and cell.ours):
+        if row.status in (FINISHED, "bicubic", "paper"):
+            return markup.missing
+        return markup.italic.format(row.status)
+    parts = []
+    for m in metrics:
+        if m not in cell.ours:
+            parts.append(markup.missing)
+            continue
+        text = _number(cell.ours[m], m)
+        text = markup.bold.format(text) if m in cell.best else text
+        if m in cell.std:
+            text += markup.plus_minus.format(_number(cell.std[m], m))
+        parts.append(text)
+    mark = markup.significant if cell.significant else ""
+    return markup.separator.join(parts) + mark
+
+
+def _row_label(row: Row, mode: str) -> str:
+    label = row.spec.label
+    if mode == "clean" and len(row.seeds) > 1:
+        label += f" (n = {len(row.seeds)})"
+    if mode == "clean" and row.is_reference:
+        label += " (reference)"
+    return label + _status_suffix(row)
+
+
 def _status_suffix(row: Row) -> str:
     if row.spec.kind == "paper":
         return " (paper only)"
@@ -113,8 +189,15 @@ def _status_suffix(row: Row) -> str:
     return ""
 
 
-def render_markdown(table: Table) -> str:
-    """A README-ready GitHub-flavoured markdown table, with a legend and the incomplete jobs."""
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def render_markdown(table: Table, mode: str = "paper") -> str:
+    """A README-ready GitHub-flavoured markdown table, with a legend and the incomplete jobs
+    (``mode``: module doc)."""
+    _check_mode(mode)
     metrics = table.layout.metrics
     columns = table.columns
     header = ["Method"]
@@ -123,17 +206,24 @@ def render_markdown(table: Table) -> str:
         prefix = f"{group.label} " if first and group.label else ""
         header.append(f"{prefix}{_scale_label(scale)}")
     lines = []
+    if table.debug:
+        lines += [f"> **{debug_warning(table)}**", ""]
     if table.layout.title:
         lines += [f"### {table.layout.title}", ""]
-    lines += [_legend(table), ""]
+    lines += [_legend(table, mode), ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join([":---"] + [":---:"] * len(columns)) + "|")
     for group, rows in _row_groups(table.rows):
         if group:
             lines.append("| " + " | ".join([f"**{group}**"] + [""] * len(columns)) + " |")
         for row in rows:
-            cells = [render_cell(row, cell, metrics, MARKDOWN) for cell in row.cells]
-            lines.append("| " + " | ".join([row.spec.label + _status_suffix(row), *cells]) + " |")
+            if mode == "clean":
+                cells = [render_clean_cell(row, cell, metrics, MARKDOWN) for cell in row.cells]
+            else:
+                cells = [render_cell(row, cell, metrics, MARKDOWN) for cell in row.cells]
+            lines.append("| " + " | ".join([_row_label(row, mode), *cells]) + " |")
+    if mode == "paper":
+        lines += _markdown_intervals(table, header)
     incomplete = table.incomplete
     if incomplete:
         lines += ["", f"Incomplete jobs ({len(incomplete)}):", ""]
@@ -143,22 +233,56 @@ def render_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_csv(table: Table) -> str:
-    """One line per row; per (set, scale) and metric: ours, the paper's value and the difference.
+def _interval_text(cell: Cell) -> str:
+    if cell.delta is None:
+        return "–"
+    d = cell.delta
+    mark = SIGNIFICANT if d.excludes_zero else ""
+    return f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]{mark}"
 
-    Empty fields: no value. ``status`` says why a job row has none (failed, missing, ...).
+
+def _markdown_intervals(table: Table, header: list[str]) -> list[str]:
+    """ΔPSNR against the reference row: mean per-image difference and its 95 % interval."""
+    reference = table.reference_row
+    rows = [r for r in table.rows if r.spec.kind == "job" and any(c.delta for c in r.cells)]
+    if reference is None or not rows:
+        return []
+    lines = [
+        "",
+        f"#### ΔPSNR (dB) against {reference.spec.label}: mean per-image difference [95 % CI]",
+        "",
+        "Paired bootstrap over images (and seeds); " + _reference_legend(table),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":---"] + [":---:"] * len(table.columns)) + "|",
+    ]
+    for row in rows:
+        cells = [_interval_text(cell) for cell in row.cells]
+        lines.append("| " + " | ".join([row.spec.label, *cells]) + " |")
+    return lines
+
+
+def render_csv(table: Table) -> str:
+    """The wide table, one line per row; per (set, scale) and metric: ours (the mean over seeds),
+    the paper's value and the difference, then the std over seeds, n, and the ΔPSNR against the
+    reference with its 95 % interval.
+
+    Empty fields: no value. ``status`` says why a job row has none (failed, missing, ...);
+    ``debug`` is the ``debug=`` choice of a debug run (its numbers mean nothing).
     """
     metrics = table.layout.metrics
-    header = ["group", "label", "kind", "variant", "status", "note"]
+    header = ["group", "label", "kind", "variant", "status", "note", "debug", "reference"]
     for _, _, loader in table.columns:
         for m in metrics:
             header += [f"{loader}/{m}", f"{loader}/{m}/paper", f"{loader}/{m}/diff"]
+        header += [f"{loader}/{m}/std" for m in metrics]
+        header += [f"{loader}/n", f"{loader}/dpsnr", f"{loader}/dpsnr_low", f"{loader}/dpsnr_high"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for row in table.rows:
         line = [row.spec.group, row.spec.label, row.spec.kind, row.spec.variant or "", row.status]
-        line.append(row.note)
+        line += [row.note, table.debug or "", "yes" if row.is_reference else ""]
         for cell in row.cells:
             for m in metrics:
                 diff = cell.diff(m)
@@ -167,12 +291,67 @@ def render_csv(table: Table) -> str:
                     _csv_number(cell.paper.get(m)),
                     _csv_number(diff),
                 ]
+            line += [_csv_number(cell.std.get(m)) for m in metrics]
+            delta = cell.delta
+            line += [str(cell.n) if cell.n else ""]
+            line += [
+                _csv_number(getattr(delta, k)) if delta else "" for k in ("mean", "low", "high")
+            ]
         writer.writerow(line)
     return out.getvalue()
 
 
+LONG_FIELDS = (
+    "group",
+    "label",
+    "variant",
+    "job",
+    "seed",
+    "status",
+    "set",
+    "scale",
+    "psnr",
+    "ssim",
+    "bicubic_psnr",
+    "bicubic_ssim",
+    "paper_psnr",
+    "paper_ssim",
+    "debug",
+)
+
+
+def render_long_csv(table: Table) -> str:
+    """The tidy table: one line per job × set × scale × seed (a job that did not finish: one
+    line per column with its status and no numbers); the paper's value beside ours."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, LONG_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in table.rows:
+        for job in row.jobs:
+            finished = job.result.status == FINISHED
+            for (group, scale, loader), cell in zip(table.columns, row.cells, strict=True):
+                values = job.result.metrics.get(loader, {}) if finished else {}
+                line = {
+                    "group": row.spec.group,
+                    "label": row.spec.label,
+                    "variant": row.spec.variant or "",
+                    "job": job.name,
+                    "seed": "" if job.seed is None else job.seed,
+                    "status": job.result.status,
+                    "set": group.set,
+                    "scale": scale_tag(scale)[1:],
+                    "debug": table.debug or "",
+                }
+                for key in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"):
+                    line[key] = _csv_number(values.get(key))
+                for key in ("psnr", "ssim"):
+                    line[f"paper_{key}"] = _csv_number(cell.paper.get(key))
+                writer.writerow(line)
+    return out.getvalue()
+
+
 def _csv_number(value: float | None) -> str:
-    return "" if value is None else str(round(value, 6))
+    return "" if value is None else str(round(float(value), 6))
 
 
 _LATEX_ESCAPES = {
@@ -192,6 +371,10 @@ _LATEX_ESCAPES = {
     "—": "---",
     "×": r"$\times$",
     "Δ": r"$\Delta$",
+    "±": r"$\pm$",
+    ">": r"$>$",  # OT1 text mode would print ¿ and ¡
+    "<": r"$<$",
+    "†": r"$^{\dagger}$",
 }
 
 
@@ -199,18 +382,40 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(char, char) for char in text)
 
 
-def render_latex(table: Table) -> str:
-    """A booktabs ``table`` (needs ``\\usepackage{booktabs}``): grouped column headings with
-    ``\\cmidrule``, row groups separated by ``\\midrule``, our best per column in bold, the
-    paper's value and the difference in small type beside ours."""
+_TABLE_NUMBER = re.compile(r"^\s*Table\s+\w+\s*[:.]\s*", re.IGNORECASE)
+
+
+def latex_label(table: Table, mode: str = "paper") -> str:
+    """``tab:<paper table or title>``, ``-clean`` for the clean mode: a stable ``\\ref`` key."""
+    stem = table.layout.paper_table or table.layout.title or "sweep"
+    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "sweep"
+    return f"tab:{slug}" + ("-clean" if mode == "clean" else "")
+
+
+def render_latex(table: Table, mode: str = "paper") -> str:
+    """A booktabs ``table`` (needs ``\\usepackage{booktabs}`` and ``\\usepackage{graphicx}``
+    for ``\\resizebox``): grouped column headings with ``\\cmidrule``, row groups separated by
+    ``\\midrule``, our best per column in bold; the paper's value and the difference in small
+    type beside ours (``paper``), or ``mean ± std`` and significance marks (``clean``)."""
+    _check_mode(mode)
     metrics = table.layout.metrics
     columns = table.columns
     count = len(columns)
+    # LaTeX numbers the caption itself ("Table 1: ..."): the title's own "Table 4:" goes.
+    caption = _TABLE_NUMBER.sub("", table.layout.title)
+    legend = " ".join(p for p in (debug_warning(table), _legend(table, mode)) if p)
+    caption = f"{caption}. {legend}" if caption else legend
     lines = [
-        "% Generated by `python sweep.py report`; needs \\usepackage{booktabs}.",
+        "% Generated by `python sweep.py report`; needs \\usepackage{booktabs} and",
+        "% \\usepackage{graphicx} (for \\resizebox) in the preamble.",
+    ]
+    if table.debug:
+        lines.append(f"% {latex_escape(debug_warning(table))}")
+    lines += [
         "\\begin{table}[t]",
         "\\centering",
-        f"\\caption{{{latex_escape(table.layout.title)}. {latex_escape(_legend(table))}}}",
+        f"\\caption{{{latex_escape(caption)}}}",
+        f"\\label{{{latex_label(table, mode)}}}",
         "\\resizebox{\\linewidth}{!}{%",
         f"\\begin{{tabular}}{{l{'c' * count}}}",
         "\\toprule",
@@ -233,8 +438,9 @@ def render_latex(table: Table) -> str:
                 f"\\multicolumn{{{count + 1}}}{{l}}{{\\textit{{{latex_escape(group)}}}}} \\\\"
             )
         for row in rows:
-            label = latex_escape(row.spec.label + _status_suffix(row))
-            cells = [render_cell(row, cell, metrics, LATEX) for cell in row.cells]
+            label = latex_escape(_row_label(row, mode))
+            render = render_clean_cell if mode == "clean" else render_cell
+            cells = [render(row, cell, metrics, LATEX) for cell in row.cells]
             lines.append(" & ".join([label, *cells]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}}", "\\end{table}"]
     return "\n".join(lines) + "\n"

@@ -14,6 +14,9 @@ state           on disk                                                   action
 ``unreadable``  ``metrics.json`` of a newer record version                ``conflict``
 =============== ========================================================= ==============
 
+A job another live process runs (its run directory's lock or its claim is held,
+``sweeps/claims.py``) is ``held``: a second sweep on the same directory does not launch it.
+
 ``resume`` and ``rerun`` both launch the job again; ``run.py``'s ``resume=auto`` continues from
 ``last.ckpt`` when there is one (a failed job restarts from its last good checkpoint).
 
@@ -38,7 +41,18 @@ from ipe_lightning.results import RecordVersionError, read_record
 
 # Where and how a job runs or logs, not what it computes: a sweep started with `launcher=local
 # logger=csv` may be resumed with `launcher=slurm logger=wandb`.
-EXECUTION_ONLY = ("launcher", "logger", "tags", "hydra", "data.num_workers", "data.cache_dir")
+EXECUTION_ONLY = (
+    "launcher",
+    "logger",
+    "tags",
+    "hydra",
+    "data.num_workers",
+    "data.cache_dir",
+    "paths",  # where runs and the run store are
+    # set by the sweep itself when a job evaluates another job's training (sweeps/plan.py)
+    "mode",
+    "ckpt_path",
+)
 
 ACTIONS = {
     "finished": "skip",

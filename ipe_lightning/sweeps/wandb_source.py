@@ -3,7 +3,8 @@
 Every job of a sweep logs to the W&B group ``<sweep>_<timestamp>`` with the job's name as run
 name, and its test metrics as ``test/<set>/x<scale>/{psnr,ssim,bicubic_psnr,bicubic_ssim}`` in the
 run summary. A job that was requeued or resumed has several runs of the same name: the latest
-one with test metrics wins.
+one with test metrics wins. ``mode=test`` runs of a job's checkpoint join its group as
+``job_type=eval`` (possibly on other test sets): they are not the job's result and are left out.
 
 Only the fake API of ``tests/sweeps/test_wandb_source.py`` has exercised this here: no W&B server
 is reachable from the machine the suite is developed on.
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ipe_lightning.results import FINISHED, JobResult, metrics_by_loader
+from ipe_lightning.runtime.loggers import EVAL_JOB_TYPE
 
 # W&B run states (wandb.apis.public.Run.state) → job statuses of the report.
 STATES = {"finished": FINISHED, "running": "running", "pending": "running", "preempting": "running"}
@@ -36,9 +38,11 @@ def run_result(run: Any) -> JobResult:
 
 def results_from_runs(runs: Iterable[Any]) -> dict[str, JobResult]:
     """The result per run name; among runs of the same name the latest finished one, else the
-    latest (``created_at`` order)."""
+    latest (``created_at`` order). Evaluation runs (``job_type=eval``) are left out."""
     by_name: dict[str, list[Any]] = {}
     for run in runs:
+        if getattr(run, "job_type", None) == EVAL_JOB_TYPE:
+            continue
         by_name.setdefault(str(run.name), []).append(run)
     results = {}
     for name, candidates in by_name.items():

@@ -41,7 +41,10 @@ def test_train_benchmark_reports_both_comparisons_and_the_tuning_removes_faults(
     assert [run["allocator"] for run in on["runs"]] == ["mallopt"]
     assert [run["allocator"] for run in off["runs"]] == ["off"]
     assert len(on["runs"][0]["minor_faults_each_step"]) == 3
-    assert off["minor_faults_per_step"] > 2 * on["minor_faults_per_step"]
+    faults = {
+        name: row["runs"][0]["minor_faults_each_step"] for name, row in [("on", on), ("off", off)]
+    }
+    assert off["minor_faults_per_step"] > 2 * on["minor_faults_per_step"], faults
     for key in ("minor_faults_off_over_on", "system_s_off_over_on", "speedup_on_over_off"):
         assert key in comparison
     assert report["environment"]["allocator"] == "mallopt"

@@ -85,11 +85,20 @@ def position_coded(height: int, width: int) -> np.ndarray:
     return np.stack([rows, cols, np.full_like(rows, 77)], axis=-1).astype(np.uint8)
 
 
+def save_truncated_png(path: Path, pixels: np.ndarray) -> Path:
+    """A PNG cut in the middle of its pixel data: its header opens, decoding it fails."""
+    save_png(path, pixels)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
 @pytest.fixture
 def make() -> SimpleNamespace:
     """The image helpers above, as a fixture (test modules cannot import a conftest reliably)."""
     return SimpleNamespace(
         save_png=save_png,
+        save_truncated_png=save_truncated_png,
         write_png16=write_png16,
         random_rgb=random_rgb,
         position_coded=position_coded,

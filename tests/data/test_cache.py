@@ -145,3 +145,31 @@ def test_two_processes_filling_the_cache_at_once_agree(tmp_path, make, rng):
     assert sorted(p.name for p in cache_dir.iterdir()) == sorted(
         cache.entry_path(path).name for path in paths
     )
+
+
+def test_verify_decodes_every_file_once_and_reports_the_truncated_ones(tmp_path, make, rng):
+    cache = DecodedCache(tmp_path / "cache")
+    good = [make.save_png(tmp_path / f"{i}.png", make.random_rgb(rng, 20, 30)) for i in range(5)]
+    cut = make.save_truncated_png(tmp_path / "cut.png", make.random_rgb(rng, 40, 40))
+    found = cache.verify([*good[:2], cut, *good[2:]], workers=3)
+    assert list(found.sizes) == good and set(found.sizes.values()) == {(20, 30)}
+    assert list(found.bad) == [cut] and "image file is truncated" in found.bad[cut]
+    for path in good:  # decoded into the cache: later reads only map the entries
+        np.testing.assert_array_equal(np.load(cache.entry_path(path)), decode_rgb(path))
+    assert not cache.entry_path(cut).exists()
+
+
+def test_a_failed_cache_write_names_the_entry_and_is_not_a_bad_image(tmp_path, make, rng):
+    from ipe_lightning.data.cache import CacheWriteError
+    from ipe_lightning.data.crops import TrainingPatches
+
+    path = make.save_png(tmp_path / "x.png", make.random_rgb(rng, 70, 70))
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the cache directory should be")
+    cache = DecodedCache(blocker / "cache")
+    with pytest.raises(CacheWriteError) as error:
+        cache.verify([path])
+    assert str(blocker / "cache") in str(error.value) and "errno" in str(error.value)
+    patches = TrainingPatches([path], cache, repeat=1, inp_size=16, sample_q=8)
+    with pytest.raises(CacheWriteError, match=r"data\.cache=false"):
+        patches[0, 0]  # at training time too: no "could not read training image"

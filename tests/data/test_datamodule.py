@@ -200,7 +200,7 @@ def test_lightning_sets_the_epoch_so_each_epoch_draws_fresh_samples(data_root, c
     assert not torch.equal(recorder.seen[0][1], recorder.seen[2][1])
 
 
-def test_check_reads_headers_only(data_root, cache_dir, monkeypatch):
+def test_without_the_cache_check_reads_headers_only(data_root, cache_dir, monkeypatch):
     from PIL import ImageFile
 
     Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(
@@ -212,7 +212,9 @@ def test_check_reads_headers_only(data_root, cache_dir, monkeypatch):
 
     # Pillow decodes pixels in load() (ImageFile's for files read from disk), never in open().
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
-    module = small(cache_dir, images=DIV2K(data_root), eval_sets=div2k_and_set5(data_root))
+    module = small(
+        cache_dir, cache=False, images=DIV2K(data_root), eval_sets=div2k_and_set5(data_root)
+    )
     module.check()
     assert len(module.train_paths) == 4
     assert module.test_set_names == ["div2k/x2", "div2k/x2.5", "set5/x2"]
@@ -278,3 +280,76 @@ def test_a_test_run_checks_only_the_evaluation_sets(data_root, cache_dir):
     assert module.test_set_names == ["set5/x2"]
     with pytest.raises(DatasetNotFoundError, match="DIV2K_train_HR"):
         module.check()
+
+
+def folders_with_a_truncated_image(tmp_path, make, rng, split):
+    """Train, val and test folders of 70x70 PNGs; ``split``'s folder also holds ``cut.png``."""
+    folders = {name: tmp_path / name for name in ("train", "val", "test")}
+    for folder in folders.values():
+        for stem in ("a", "b"):
+            make.save_png(folder / f"{stem}.png", make.random_rgb(rng, 70, 70))
+    cut = make.save_truncated_png(folders[split] / "cut.png", make.random_rgb(rng, 70, 70))
+    source = ImageFolders(folders["train"], folders["val"], folders["test"])
+    eval_sets = {"folder": {"images": source, "scales": [2]}}
+    return source, eval_sets, cut
+
+
+def test_a_truncated_training_image_is_found_at_setup_by_the_cache(tmp_path, make, rng, cache_dir):
+    source, eval_sets, _ = folders_with_a_truncated_image(tmp_path, make, rng, "train")
+    with pytest.raises(BadImageError, match=r"(?s)1 unreadable.*cut\.png: OSError: image file"):
+        small(cache_dir, images=source, eval_sets=eval_sets).check("fit")
+
+
+def test_skip_bad_skips_a_truncated_training_image_with_one_warning(tmp_path, make, rng, cache_dir):
+    source, eval_sets, cut = folders_with_a_truncated_image(tmp_path, make, rng, "train")
+    module = small(cache_dir, images=source, eval_sets=eval_sets, skip_bad=True, repeat=4)
+    with pytest.warns(DataWarning) as caught:
+        module.check()
+    (warning,) = [str(w.message) for w in caught]
+    assert "skipping 1 unreadable or corrupt image file(s) in training images" in warning
+    assert str(cut) in warning
+    assert [p.name for p in module.train_paths] == ["a.png", "b.png"]
+    assert sum(len(batch["lr"]) for batch in module.train_dataloader()) == 8  # all readable
+
+
+def test_a_truncated_test_image_is_found_before_training(tmp_path, make, rng, cache_dir):
+    source, eval_sets, cut = folders_with_a_truncated_image(tmp_path, make, rng, "test")
+    module = small(cache_dir, images=source, eval_sets=eval_sets)
+    with pytest.raises(BadImageError, match=re.escape(str(cut))):
+        module.check()  # what a training run checks before fitting
+    skipping = small(cache_dir, images=source, eval_sets=eval_sets, skip_bad=True)
+    with pytest.warns(DataWarning, match="skipping 1 unreadable"):
+        skipping.check("test")
+    ((name, dataset),) = skipping.eval_datasets
+    assert name == "folder/x2" and [dataset[i]["name"] for i in range(len(dataset))] == ["a", "b"]
+
+
+def test_without_the_cache_the_scan_says_it_checks_headers_only(
+    tmp_path, make, rng, cache_dir, caplog
+):
+    source, eval_sets, cut = folders_with_a_truncated_image(tmp_path, make, rng, "train")
+    module = small(cache_dir, images=source, eval_sets=eval_sets, cache=False)
+    with caplog.at_level("INFO", logger="ipe_lightning.data.datamodule"):
+        module.check()
+    assert cut in module.train_paths  # the header is fine
+    assert caplog.text.count("checked by their headers only") == 1
+
+
+def test_a_cache_that_cannot_be_written_is_named_with_the_way_out(
+    hr_folder, cache_dir, monkeypatch
+):
+    import errno
+    import tempfile
+
+    def read_only(*args, dir=None, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # as in a read-only cache_dir
+    module = small(cache_dir, images=ImageFolders(hr_folder, hr_folder), scale_max=3)
+    with pytest.raises(OSError) as error:
+        module.check()
+    message = str(error.value)
+    assert "could not read" not in message
+    assert f"could not write the decoded cache entry {cache_dir}/" in message
+    assert "errno 13 (Permission denied)" in message
+    assert "data.cache_dir=" in message and "data.cache=false" in message

@@ -296,3 +296,18 @@ def test_an_official_checkpoint_gives_a_config_of_parts(tmp_path):
     assert config["encoding"] == {"_target_": "ipe_lightning.models.encodings.MetaPlain"}
     assert config["mlp"]["hidden"] == [256]
     assert not {"bandwidth", "hidden", "meta_input"} & set(config)
+
+
+def test_load_network_gives_the_network_in_eval_mode_on_the_device_asked(tmp_path):
+    from ipe_lightning.models import load_network
+
+    checkpoint, _ = official_checkpoint("liif", "edsr-baseline")
+    path = tmp_path / "edsr-baseline-liif.pth"
+    torch.save(checkpoint, path)
+    net, config = load_network(path)
+    assert not net.training and not any(m.training for m in net.modules())
+    assert {p.device.type for p in net.parameters()} == {"cpu"}
+    assert config["_target_"] == "ipe_lightning.models.LIIF"
+    # The meta device holds no data, so every parameter lands there only if moved there.
+    on_meta, _ = load_network(path, device="meta")
+    assert {p.device.type for p in on_meta.parameters()} == {"meta"} and not on_meta.training

@@ -14,7 +14,9 @@ from ipe_lightning.models import (
     PlainMLP,
     from_liif_checkpoint,
     load_network,
+    read_checkpoint,
 )
+from ipe_lightning.models.checkpoint_file import CorruptCheckpointError, UnsafeCheckpointError
 
 
 class _CreatesFile:
@@ -60,3 +62,48 @@ def test_plain_tensor_checkpoints_still_load(tmp_path):
     assert config["encoding"] == {"_target_": "ipe_lightning.models.encodings.Cell"}
     for key, value in net.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
+
+
+def _good_checkpoint(path: Path) -> bytes:
+    torch.save({"state_dict": {"net.w": torch.ones(32, 32)}, "global_step": 3}, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("text", r"not a PyTorch checkpoint \(\d+ bytes, starting b'a: 1"),
+        ("empty", r"the file is empty \(0 bytes\)"),
+        ("truncated", r"the archive is truncated or damaged"),
+        ("zeros", r"the file holds only zero bytes"),
+    ],
+)
+def test_an_unreadable_checkpoint_gets_one_message_naming_the_file_and_what_is_wrong(
+    tmp_path, kind, reason
+):
+    path = tmp_path / "last.ckpt"
+    data = _good_checkpoint(path)
+    path.write_bytes(
+        {
+            "text": b"a: 1\nb: [2]\n",  # torch: IndexError: pop from empty list
+            "empty": b"",  # torch: a bare EOFError
+            "truncated": data[: len(data) // 3],  # torch: a miniz error without the path
+            "zeros": bytes(len(data)),  # a crash on some filesystems; was called unsafe
+        }[kind]
+    )
+    with pytest.raises(CorruptCheckpointError, match=reason) as caught:
+        load_network(path)
+    assert not isinstance(caught.value, UnsafeCheckpointError)
+    assert str(caught.value).startswith(f"cannot read checkpoint {str(path)!r}: ")
+    assert caught.value.path == str(path)
+
+
+def test_corrupt_and_unsafe_are_different_errors_both_naming_the_file(tmp_path):
+    marker, planted = tmp_path / "code-ran", tmp_path / "evil.ckpt"
+    planted.write_bytes(pickle.dumps({"state_dict": {}, "payload": _CreatesFile(marker)}))
+    with pytest.raises(UnsafeCheckpointError, match=r"pathlib\.Path\.touch") as caught:
+        read_checkpoint(planted)
+    assert not isinstance(caught.value, CorruptCheckpointError)
+    assert caught.value.path == str(planted) and not marker.exists()
+    assert issubclass(CorruptCheckpointError, ValueError)
+    assert issubclass(UnsafeCheckpointError, ValueError)

@@ -1,4 +1,4 @@
-"""Example panels: LR (nearest) | bicubic | SR | HR of the central HR crop, the first
+"""Example panels: labelled LR (nearest) | bicubic | SR | HR tiles of an HR crop, the first
 ``num_examples`` images of each test loader, written by rank 0 only."""
 
 from __future__ import annotations
@@ -6,10 +6,20 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from ipe_lightning.runtime.examples import ExampleImages, example_panel
+from ipe_lightning.metrics import psnr_per_image
+from ipe_lightning.runtime.examples import (
+    BACKGROUND,
+    SEPARATOR,
+    ExampleImages,
+    crop_box,
+    example_panel,
+    example_tiles,
+    panel_geometry,
+)
 
 
 def images(hr_size=(120, 100), scale=2, seed=0) -> dict[str, torch.Tensor]:
@@ -28,22 +38,108 @@ def as_uint8(image: torch.Tensor) -> np.ndarray:
     return (image[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
-def test_the_panel_is_lr_bicubic_sr_hr_of_the_central_crop():
+def tile_of(panel: np.ndarray, index: int, size: tuple[int, int], debug=None) -> np.ndarray:
+    zoom, header, _ = panel_geometry(size[1], debug)
+    height, width = size[0] * zoom, size[1] * zoom
+    left = index * (width + SEPARATOR)
+    return panel[header : header + height, left : left + width]
+
+
+def test_the_tiles_are_lr_nearest_bicubic_sr_hr_of_the_central_crop():
     example = images()
-    panel = example_panel(example, crop=96)
-    assert panel.shape == (96, 4 * 96, 3) and panel.dtype == np.uint8
+    panel = example_panel({**example, "loader": "set5/x2", "name": "bird"}, crop=96)
+    assert panel.dtype == np.uint8 and panel.shape[1] == 4 * 96 + 3 * SEPARATOR
     top, left = (120 - 96) // 2, (100 - 96) // 2
     lr_nearest = example["lr"].repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
     for index, image in enumerate([lr_nearest, example["bicubic"], example["sr"], example["hr"]]):
         expected = as_uint8(image)[top : top + 96, left : left + 96]
-        np.testing.assert_array_equal(panel[:, index * 96 : (index + 1) * 96], expected)
+        np.testing.assert_array_equal(tile_of(panel, index, (96, 96)), expected)
+
+
+def test_tiles_are_separated_and_labelled_under_each_tile():
+    panel = example_panel({**images(), "loader": "set5/x2", "name": "bird"}, crop=96)
+    _, header, footer = panel_geometry(96)
+    for index in range(3):  # the gaps between tiles are background, top to bottom
+        gap = panel[header : header + 96, (index + 1) * 96 + index * SEPARATOR][:, None]
+        assert (gap == np.array(BACKGROUND, dtype=np.uint8)).all()
+        assert gap.shape[0] == 96
+    below = panel[header + 96 :]
+    assert below.shape[0] == footer
+    for index in range(4):  # text (dark pixels) under every tile
+        columns = below[:, index * (96 + SEPARATOR) : index * (96 + SEPARATOR) + 96]
+        assert (columns.min(axis=-1) < 100).sum() > 20
+
+
+def test_a_debug_run_says_so_in_red_above_the_tiles():
+    example = {**images(), "loader": "set5/x2", "name": "bird"}
+    plain = example_panel(example, crop=96)
+    debug = example_panel(example, crop=96, debug="tiny")
+    assert debug.shape[0] > plain.shape[0]
+    _, header, _ = panel_geometry(96, "tiny")
+    red = (debug[:header, :, 0] > 150) & (debug[:header, :, 1] < 80) & (debug[:header, :, 2] < 80)
+    assert red.sum() > 50
+    np.testing.assert_array_equal(tile_of(debug, 2, (96, 96), "tiny"), tile_of(plain, 2, (96, 96)))
+
+
+def test_the_crop_position_and_size_are_configurable():
+    assert crop_box((120, 100), crop=40, center=(0.0, 1.0)) == (0, 60, 40, 40)
+    assert crop_box((120, 100), crop=40, center=(0.5, 0.5)) == (40, 30, 40, 40)
+    example = images()
+    tiles, box = example_tiles(example, crop=40, center=(0.25, 0.75))
+    top, left, height, width = box
+    assert (top, left, height, width) == (10, 55, 40, 40)
+    np.testing.assert_array_equal(
+        as_uint8(tiles[3]), as_uint8(example["hr"])[top : top + 40, left : left + 40]
+    )
+    panel = example_panel(
+        {**example, "loader": "set5/x2", "name": "x"}, crop=40, center=(0.25, 0.75)
+    )
+    # narrow crops are enlarged (nearest) so their labels fit
+    zoom, _, _ = panel_geometry(40)
+    assert zoom == 3
+    enlarged = as_uint8(tiles[1]).repeat(zoom, axis=0).repeat(zoom, axis=1)
+    np.testing.assert_array_equal(tile_of(panel, 1, (40, 40)), enlarged)
 
 
 def test_an_image_smaller_than_the_crop_is_shown_whole():
     example = images(hr_size=(40, 60))
-    panel = example_panel(example, crop=96)
-    assert panel.shape == (40, 4 * 60, 3)
-    np.testing.assert_array_equal(panel[:, 3 * 60 :], as_uint8(example["hr"]))
+    tiles, box = example_tiles(example, crop=96)
+    assert box == (0, 0, 40, 60)
+    np.testing.assert_array_equal(as_uint8(tiles[3]), as_uint8(example["hr"]))
+
+
+def test_the_psnr_under_a_tile_is_that_of_the_crop(monkeypatch):
+    from ipe_lightning.runtime import examples
+
+    written = []
+    real_draw = examples.ImageDraw.Draw
+
+    def recording_draw(image):
+        drawer = real_draw(image)
+        original = drawer.text
+
+        def text(xy, content, **kwargs):
+            written.append(content)
+            return original(xy, content, **kwargs)
+
+        drawer.text = text
+        return drawer
+
+    monkeypatch.setattr(examples.ImageDraw, "Draw", recording_draw)
+    example = images()
+    example_panel({**example, "loader": "set5/x2", "name": "bird"}, crop=96, channel="y")
+    tiles, _ = example_tiles(example, crop=96)
+    sr_psnr = float(psnr_per_image(tiles[2], tiles[3], shave=0, channel="y")[0])
+    assert f"×2 {sr_psnr:.2f} dB" in written
+    assert "×2 reference" in written  # under HR
+    assert {"LR (nearest)", "bicubic", "SR", "HR"} <= set(written)
+
+
+def test_a_bad_crop_configuration_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="center"):
+        ExampleImages(str(tmp_path), center=(0.5, 1.5))
+    with pytest.raises(ValueError, match="crop"):
+        ExampleImages(str(tmp_path), crop=0)
 
 
 class ImageLogger:
@@ -57,12 +153,13 @@ class ImageLogger:
 def test_the_first_images_of_each_loader_are_written_and_logged(tmp_path):
     logger = ImageLogger()
     trainer = SimpleNamespace(is_global_zero=True, loggers=[logger])
-    callback = ExampleImages(str(tmp_path), num_examples=2)
+    callback = ExampleImages(str(tmp_path), num_examples=2, crop=64, debug="tiny")
     callback.on_test_epoch_start(trainer, None)
     for loader_idx, loader in enumerate(["set5/x2", "set5/x3"]):
         for batch_idx, name in enumerate(["bird", "baby", "head"]):
             outputs = {"loader": loader, "name": name, **images(seed=batch_idx)}
-            callback.on_test_batch_end(trainer, None, outputs, None, batch_idx, loader_idx)
+            batch = {"channel": "y"}
+            callback.on_test_batch_end(trainer, None, outputs, batch, batch_idx, loader_idx)
     callback.on_test_epoch_end(trainer, None)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "set5_x2_baby.png",
@@ -71,7 +168,10 @@ def test_the_first_images_of_each_loader_are_written_and_logged(tmp_path):
         "set5_x3_bird.png",
     ]
     written = np.array(Image.open(tmp_path / "set5_x3_baby.png"))
-    np.testing.assert_array_equal(written, example_panel(images(seed=1)))
+    expected = example_panel(
+        {"loader": "set5/x3", "name": "baby", **images(seed=1)}, 64, channel="y", debug="tiny"
+    )
+    np.testing.assert_array_equal(written, expected)
     assert logger.logged[0] == ("examples/set5/x2", ["bird: LR | bicubic | SR | HR"])
     assert len(logger.logged) == 4
 

@@ -4,6 +4,7 @@ when the job never used it (a GPU image without wandb ran the embedded default t
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import sys
 import types
@@ -50,3 +51,194 @@ def test_no_run_means_nothing_to_finish(monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", fake)
     with isolated_wandb_run():
         pass
+
+
+# ---------------------------------------------------------------- W&B summaries
+
+
+class FakeWandbRun:
+    """What our code hands a W&B run (offline runs write no summary file to read back)."""
+
+    def __init__(self, directory: str = "/runs/job/wandb/offline-run-20260101_000000-abc/files"):
+        self.dir = directory
+        self.summary: dict = {}
+        self.defined: list[tuple[str, dict]] = []
+        self.logged: list[dict] = []
+        self.artifacts: list = []
+
+    def define_metric(self, name, **options):
+        self.defined.append((name, options))
+
+    def log(self, values):
+        self.logged.append(values)
+
+    def log_artifact(self, artifact):
+        self.artifacts.append(artifact)
+
+
+RECORD = {
+    "status": "finished",
+    "model": "ipe_liif",
+    "run_name": "table4_ipe_liif_l4",
+    "metrics": {
+        "div2k/x2": {"psnr": 34.6, "ssim": 0.94, "bicubic_psnr": 31.0, "bicubic_ssim": 0.9},
+        "div2k/x4": {"psnr": 28.9, "ssim": 0.80, "bicubic_psnr": 26.6, "bicubic_ssim": 0.7},
+    },
+}
+
+
+def wandb_spec(tmp_path, **options):
+    from omegaconf import OmegaConf
+
+    spec = {
+        "_target_": "pytorch_lightning.loggers.WandbLogger",
+        "project": "ipe-lightning",
+        "group": None,
+        "name": "table4_ipe_liif_l4",
+        "save_dir": str(tmp_path),
+        "offline": True,
+        **options,
+    }
+    return OmegaConf.create({"wandb": spec})
+
+
+@pytest.fixture
+def fake_experiment(monkeypatch):
+    from pytorch_lightning.loggers import WandbLogger
+
+    run = FakeWandbRun()
+    monkeypatch.setattr(WandbLogger, "experiment", property(lambda self: run))
+    return run
+
+
+def test_the_best_validation_psnr_is_the_summary_and_offline_says_what_to_sync(
+    tmp_path, fake_experiment, caplog
+):
+    from ipe_lightning.runtime.loggers import build_loggers
+
+    with caplog.at_level(logging.INFO, logger="ipe_lightning"):
+        (logger,) = build_loggers(wandb_spec(tmp_path), {"job_type": "train"})
+    assert fake_experiment.defined == [
+        ("val/psnr", {"summary": "max", "step_metric": "trainer/global_step"})
+    ]
+    assert logger._wandb_init["job_type"] == "train"
+    # The directory `wandb sync` takes, not a glob to guess.
+    assert "wandb sync /runs/job/wandb/offline-run-20260101_000000-abc`" in caplog.text
+
+
+def test_a_test_run_is_an_eval_job_in_its_training_runs_group(tmp_path, fake_experiment):
+    from omegaconf import OmegaConf
+
+    from ipe_lightning.runtime.loggers import build_loggers, wandb_job
+
+    train_dir = tmp_path / "table4" / "table4_ipe_liif_l4"
+    (train_dir / ".hydra").mkdir(parents=True)
+    # .hydra/config.yaml holds interpolations only Hydra resolves; the group is plain.
+    (train_dir / ".hydra" / "config.yaml").write_text(
+        "paths:\n  output_dir: ${hydra:runtime.output_dir}\n"
+        "logger:\n  wandb:\n    group: table4_2026-12-01_10-00-00\n"
+    )
+    ckpt = train_dir / "checkpoints" / "last.ckpt"
+    cfg = OmegaConf.create({"mode": "test", "ckpt_path": str(ckpt), "logger": wandb_spec(tmp_path)})
+    settings = wandb_job(cfg)
+    assert settings == {"job_type": "eval", "group": "table4_2026-12-01_10-00-00"}
+    (logger,) = build_loggers(cfg.logger, settings)
+    assert logger._wandb_init["group"] == "table4_2026-12-01_10-00-00"
+    assert logger._wandb_init["job_type"] == "eval"
+    # A group on the command line wins; a checkpoint from elsewhere has no group to join.
+    (explicit,) = build_loggers(wandb_spec(tmp_path, group="mine"), settings)
+    assert explicit._wandb_init["group"] == "mine"
+    elsewhere = OmegaConf.create({"mode": "test", "ckpt_path": str(tmp_path / "x.pth")})
+    assert wandb_job(elsewhere) == {"job_type": "eval"}
+    assert wandb_job(OmegaConf.create({"mode": "train"})) == {"job_type": "train"}
+
+
+def test_the_test_summary_has_the_gains_the_per_image_table_and_the_record(tmp_path):
+    import wandb
+
+    from ipe_lightning import results
+    from ipe_lightning.runtime.loggers import summarise_test
+
+    rows = [
+        {
+            "set": "div2k",
+            "scale": 2,
+            "image": f"{i:04d}",
+            "psnr": 34.0 + i,
+            "ssim": 0.9,
+            "bicubic_psnr": 31.0,
+            "bicubic_ssim": 0.8,
+        }
+        for i in range(3)
+    ]
+    results.write_per_image(tmp_path, rows)
+    results.write_record(tmp_path, RECORD)
+    run = FakeWandbRun()
+    summarise_test(run, RECORD, tmp_path)
+    assert run.summary == pytest.approx(
+        {"test/div2k/x2/gain_over_bicubic": 3.6, "test/div2k/x4/gain_over_bicubic": 2.3}
+    )
+    ((key, table),) = [item for entry in run.logged for item in entry.items()]
+    assert key == "test/per_image" and isinstance(table, wandb.Table)
+    assert table.columns == list(results.PER_IMAGE_FIELDS)
+    assert [row[2] for row in table.data] == ["0000", "0001", "0002"]
+    assert [row[3] for row in table.data] == [34.0, 35.0, 36.0]
+    (artifact,) = run.artifacts
+    assert artifact.type == "results" and artifact.name == "table4_ipe_liif_l4-metrics"
+    assert set(artifact.manifest.entries) == {"metrics.json"}
+
+
+def test_without_per_image_results_the_summary_still_has_the_gains(tmp_path):
+    from ipe_lightning.runtime.loggers import summarise_test
+
+    run = FakeWandbRun()
+    summarise_test(run, RECORD, tmp_path)  # no per_image.csv, no metrics.json
+    assert set(run.summary) == {
+        "test/div2k/x2/gain_over_bicubic",
+        "test/div2k/x4/gain_over_bicubic",
+    }
+    assert run.logged == [] and run.artifacts == []
+
+
+@pytest.mark.slow
+def test_train_then_test_hand_wandb_their_summaries_and_the_test_joins_the_group(
+    tiny_hr_dir, tmp_path, monkeypatch
+):
+    from pytorch_lightning.loggers import WandbLogger
+
+    from ipe_lightning.runtime import loggers
+    from tests.support.runs import run_in_process, tiny_overrides
+
+    runs: list[tuple[dict, FakeWandbRun]] = []
+
+    def experiment(self):  # one fake run per logger, with what wandb.init would be given
+        if not hasattr(self, "_fake_run"):
+            self._fake_run = FakeWandbRun(str(tmp_path / "wandb" / "offline-run-x" / "files"))
+            self._fake_run.config = types.SimpleNamespace(update=lambda *a, **k: None)
+            runs.append((dict(self._wandb_init), self._fake_run))
+        return self._fake_run
+
+    monkeypatch.setattr(WandbLogger, "experiment", property(experiment))
+    summarised = []
+    monkeypatch.setattr(
+        loggers, "summarise_test", lambda run, record, run_dir: summarised.append((run, record))
+    )
+    base = [*tiny_overrides(tiny_hr_dir, tmp_path / "cache", "[2]"), "logger=wandb"]
+    train_dir = tmp_path / "train"
+    record = run_in_process([*base, "logger.wandb.group=g1", "run_name=v1"], train_dir)
+    (train_init, train_run), *_ = runs
+    assert train_init["job_type"] == "train" and train_init["group"] == "g1"
+    assert (
+        "val/psnr",
+        {"summary": "max", "step_metric": "trainer/global_step"},
+    ) in train_run.defined
+    assert summarised == [(train_run, record)]
+
+    # What Hydra writes in a real run: the training run's config, read by the eval run.
+    (train_dir / ".hydra").mkdir()
+    (train_dir / ".hydra" / "config.yaml").write_text("logger:\n  wandb:\n    group: g1\n")
+    ckpt = train_dir / "checkpoints" / "last.ckpt"
+    tested = run_in_process([*base, "mode=test", f"ckpt_path={ckpt}"], tmp_path / "eval")
+    eval_init, eval_run = runs[-1]
+    assert eval_init["job_type"] == "eval" and eval_init["group"] == "g1"
+    assert summarised[-1] == (eval_run, tested)

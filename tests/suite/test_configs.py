@@ -10,7 +10,10 @@ from hydra.utils import instantiate
 
 from tests.support.runs import CONF_DIR, compose_config, run_in_process, tiny_overrides
 
-PRESETS = ["ipe_liif", "liif", "liif_pe", "metasr", "metasr_pe", "ipe_metasr"]
+PRESETS = [
+    "ipe_liif", "liif", "liif_pe", "metasr", "metasr_pe", "ipe_metasr",
+    "lte", "ipe_lte", "ipe_lte_nophase",
+]  # fmt: skip
 PAPER_TABLES = CONF_DIR.parent / "ipe_lightning" / "resources" / "paper_tables.csv"
 
 
@@ -60,7 +63,9 @@ def _paper_scales() -> dict[tuple[str, str], set[float]]:
 def test_every_experiment_evaluates_exactly_its_tables_scales():
     paper = _paper_scales()
     experiments = sorted(p.stem for p in (CONF_DIR / "experiment").glob("table*.yaml"))
-    assert len(experiments) == 6 + 3 + 12 + 7
+    # the paper's 28 trained rows, plus LTE and IPE-LTE in the Table 1 setting on both encoders
+    lte_rows = [name for name in experiments if name.endswith("_lte")]
+    assert len(experiments) - len(lte_rows) == 6 + 3 + 12 + 7 and len(lte_rows) == 4
     for name in experiments:
         cfg = compose_config([f"experiment={name}"])
         table = name.split("_")[0]

@@ -148,5 +148,6 @@ def test_list_prints_every_sweep_with_its_jobs(capsys):
         "  table4_ipe_liif_noskip",
     ]
     headers = [line.split(" ")[0] for line in lines if not line.startswith(" ")]
-    assert headers == ["table1", "table2", "table3", "table4"]
-    assert len(lines) == 4 + 6 + 3 + 12 + 7
+    assert headers == ["paper", "table1", "table1_lte", "table2", "table3", "table4"]
+    # paper: the four tables' 28 rows; table1_lte: Table 1's 6 plus 4 LTE rows
+    assert len(lines) == 6 + 28 + 6 + 10 + 3 + 12 + 7

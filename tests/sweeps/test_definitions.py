@@ -29,9 +29,26 @@ def test_paper_sweeps_run_one_experiment_preset_per_trained_row(name, count):
 
 def test_the_four_sweeps_cover_every_table_experiment():
     experiments = {p.stem for p in (REPO_CONF_DIR / "experiment").glob("table*.yaml")}
+    lte_rows = {name for name in experiments if name.endswith("_lte")}
     swept = {job.name for name in PAPER_SWEEPS for job in load_sweep(name).jobs()}
-    assert swept == experiments and len(swept) == 28
+    assert swept == experiments - lte_rows and len(swept) == 28
     assert set(PAPER_SWEEPS) <= set(available_sweeps())
+
+
+def test_the_lte_sweep_is_table1_plus_lte_and_ipe_lte_in_the_same_layout():
+    table1, extended = load_sweep("table1"), load_sweep("table1_lte")
+    table1_rows = {job.name for job in table1.jobs()}
+    extra = [job.name for job in extended.jobs() if job.name not in table1_rows]
+    assert table1_rows < {job.name for job in extended.jobs()}
+    assert sorted(extra) == sorted(
+        f"table1_{encoder}_{model}"
+        for encoder in ("edsr_baseline", "rdn")
+        for model in ("lte", "ipe_lte")
+    )
+    assert extended.layout.columns == table1.layout.columns
+    assert extended.layout.metric == table1.layout.metric == "psnr_ssim"
+    lte_rows = [row for row in extended.layout.rows if row.variant in extra]
+    assert lte_rows and all(row.paper is None for row in lte_rows)  # no paper number to show
 
 
 def test_a_grid_of_overrides_makes_every_combination_named_by_what_varies():
@@ -74,7 +91,7 @@ def test_a_users_sweep_file_is_found_by_path(tmp_path):
 
 
 def test_an_unknown_sweep_names_the_known_ones():
-    with pytest.raises(SweepDefinitionError, match="table1, table2, table3, table4"):
+    with pytest.raises(SweepDefinitionError, match="table1, table1_lte, table2, table3, table4"):
         load_sweep("table5")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
+import subprocess
 
 import pytest
 
@@ -98,3 +100,37 @@ def test_per_axis_scales_are_labelled_per_axis():
     }
     markdown = render_markdown(build_table(default_layout(["a"], results), results))
     assert "| Method | div2k ×2 | ×2×3 |" in markdown
+
+
+def test_latex_says_what_it_needs_has_a_label_and_no_doubled_table_number(table4):
+    latex = render_latex(table4)
+    assert "\\usepackage{booktabs}" in latex and "\\usepackage{graphicx}" in latex
+    assert "\\label{tab:table4}" in latex
+    caption = next(line for line in latex.splitlines() if line.startswith("\\caption{"))
+    assert caption.startswith("\\caption{ablation (EDSR-baseline") and "Table 4" not in caption
+
+
+LATEX_DOCUMENT = (
+    "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+    "\\begin{document}\n\\input{%s}\n\\input{%s}\nSee Table~\\ref{tab:table4}.\n\\end{document}\n"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("pdflatex"), reason="pdflatex is not installed")
+def test_both_latex_tables_compile_with_pdflatex_as_the_readme_says(table4, tmp_path):
+    (tmp_path / "table.tex").write_text(render_latex(table4))
+    (tmp_path / "table_clean.tex").write_text(render_latex(table4, "clean"))
+    (tmp_path / "main.tex").write_text(LATEX_DOCUMENT % ("table.tex", "table_clean.tex"))
+    for _ in range(2):  # the second pass resolves \ref
+        result = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert (tmp_path / "main.pdf").stat().st_size > 0
+    log = (tmp_path / "main.log").read_text(errors="replace")
+    assert "undefined" not in log.lower()

@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from ipe_lightning.sweeps.report import REPORT_FILES
 from tests.support.runs import read_record, run_script, tiny_overrides
 from tests.sweeps.support import SLOW, run_sweep, sweep_command, sweep_env, write_sweep_file
 
@@ -188,8 +189,8 @@ def test_ddp_jobs_in_a_multirun_run_their_ranks_in_their_own_directories(
     )
     assert result.returncode == 0, output(result)
     assert list(cwd.iterdir()) == []  # no outputs/, no second multirun/ from a relaunched sweep
-    expected = {"seed-1", "seed-2", "sweep.json", "table.md", "table.csv", "table.tex"}
-    expected |= {"psnr_vs_scale.png"} | ({".submitit"} if launcher == "submitit_local" else set())
+    expected = {"seed-1", "seed-2", "sweep.json", *REPORT_FILES}
+    expected |= {".submitit"} if launcher == "submitit_local" else set()
     assert {p.name for p in sweep_dir.iterdir()} == expected
     for seed in ("seed-1", "seed-2"):
         record = read_record(sweep_dir / seed)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from ipe_lightning.sweeps.cli import report_from_wandb
 
 GROUP = "table4_2024-05-01_12-00-00"
@@ -17,6 +19,7 @@ class FakeRun:
     created_at: str
     summary_metrics: dict[str, Any] = field(default_factory=dict)
     id: str = "run"
+    job_type: str = "train"
 
 
 def summary(psnr_x2: float) -> dict[str, Any]:
@@ -72,3 +75,37 @@ def test_the_wandb_report_rebuilds_the_table_from_the_groups_runs(tmp_path):
     failed = "`table4_liif_pe` (LIIF w/ PE (L = 10)): **failed**: W&B run run (finished)"
     assert f"{failed}: no test metrics" in markdown
     assert (tmp_path / "table.tex").is_file() and (tmp_path / "psnr_vs_scale.png").is_file()
+
+
+def test_what_a_job_hands_wandb_is_what_the_report_reads_and_eval_runs_are_left_out(tmp_path):
+    from types import SimpleNamespace
+
+    from ipe_lightning.runtime.loggers import summarise_test
+    from ipe_lightning.sweeps.wandb_source import results_from_wandb
+
+    record = {
+        "run_name": "table4_liif",
+        "metrics": {"div2k/x2": {"psnr": 34.5, "bicubic_psnr": 31.0}},
+    }
+    # The test metrics as Lightning logs them, then our summary on top.
+    logged = {"test/div2k/x2/psnr": 34.5, "test/div2k/x2/bicubic_psnr": 31.0, "val/psnr": 30.2}
+    run = SimpleNamespace(summary=dict(logged), log=lambda values: None, log_artifact=None)
+    summarise_test(run, record, tmp_path)
+    assert run.summary["test/div2k/x2/gain_over_bicubic"] == pytest.approx(3.5)
+    api = FakeApi(
+        [
+            FakeRun("table4_liif", "finished", "2024-05-01T12:00", run.summary, "train"),
+            # mode=test of the same checkpoint on other sets, later: not the job's result
+            FakeRun(
+                "table4_liif",
+                "finished",
+                "2024-05-03T09:00",
+                {"test/set5/x2/psnr": 38.0, "test/set5/x2/bicubic_psnr": 33.7},
+                "eval",
+                job_type="eval",
+            ),
+        ]
+    )
+    found = results_from_wandb(api, "me/ipe-lightning", GROUP)
+    assert found["table4_liif"].metrics == {"div2k/x2": {"psnr": 34.5, "bicubic_psnr": 31.0}}
+    assert "W&B run train" in found["table4_liif"].note

@@ -1,0 +1,428 @@
+"""``sweep.py figure``: the paper's qualitative comparison (its Figures 1 and 5) from a sweep.
+
+    python sweep.py figure <sweep_dir> [image=NAME] [crop=[top,left,side]] [scales=[4,12,30]]
+                                       [set=NAME] [variants=[job,...]] [out=PATH_STEM]
+
+One row per scale: the whole HR image with the zoom box, then the same crop of bicubic, of each
+finished variant and of HR, with the PSNR of the crop under each (the set's channel, no shave:
+the crop is the region measured). Each variant is the job's own network (the checkpoint its
+``metrics.json`` records) run on the image of the job's evaluation set, so the LR is the one the
+table measured (the provided LR files at x2-x4 of DIV2K). Without ``crop=``, the crop is the
+window where the variants' crop PSNRs differ most, summed over the rows (with one variant: where
+it differs most from bicubic); the caption and the console say which. Writes
+``<sweep_dir>/figure_<set>_<image>.{pdf,png}``; a debug sweep's figure says so on the image.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ipe_lightning.results import FINISHED, read_record
+from ipe_lightning.runtime.examples import debug_note
+from ipe_lightning.sweeps.report import Manifest, read_manifest
+
+DEFAULT_SCALES = (4.0, 12.0, 30.0)
+MAX_AUTO_CROP = 120  # pixels: the paper's zooms are small regions of the image
+USAGE = __doc__.split("\n\n")[1]
+
+
+class FigureError(ValueError):
+    """The figure cannot be made (no finished job, unknown image or scale, bad option)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A finished job of the sweep: its name, its table label and its checkpoint."""
+
+    name: str
+    label: str
+    checkpoint: Path
+    overrides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FigureRow:
+    """One scale: the HR image and, in order, the images compared with it (``(1, 3, H, W)``)."""
+
+    scale: float
+    hr: torch.Tensor
+    images: Mapping[str, torch.Tensor]  # label → image: bicubic first, then the variants
+    channel: str = "rgb"
+
+
+# -- the crop -------------------------------------------------------------------------------
+
+
+def crop_psnr(image: torch.Tensor, hr: torch.Tensor, box: Sequence[int], channel: str) -> float:
+    """PSNR (dB) of ``image`` against ``hr`` inside ``box = (top, left, height, width)``."""
+    from ipe_lightning.metrics import psnr_per_image
+
+    top, left, height, width = box
+    region = (..., slice(top, top + height), slice(left, left + width))
+    return float(psnr_per_image(image[region].clamp(0, 1), hr[region], shave=0, channel=channel))
+
+
+def _window_psnr(image: torch.Tensor, hr: torch.Tensor, side: int, stride: int) -> torch.Tensor:
+    error = (image.double().clamp(0, 1) - hr.double()).pow(2).mean(dim=1, keepdim=True)
+    mse = F.avg_pool2d(error, side, stride=stride)[0, 0]
+    return -10 * torch.log10(mse.clamp_min(1e-12))
+
+
+def most_different_crop(rows: Sequence[FigureRow], side: int) -> tuple[int, int, int, int]:
+    """``(top, left, side, side)`` of the window where the variants differ most: the spread
+    (max − min) of their window PSNRs, summed over the rows; with one variant, its absolute
+    difference from bicubic. Windows lie on a grid of ``side // 4`` inside every row's HR
+    (rows share the top-left corner: every scale crops the HR from there, docs/method.md §4)."""
+    height = min(row.hr.shape[-2] for row in rows)
+    width = min(row.hr.shape[-1] for row in rows)
+    side = max(1, min(side, height, width))
+    stride = max(1, side // 4)
+    total = None
+    for row in rows:
+        hr = row.hr[..., :height, :width]
+        labels = list(row.images)
+        compared = labels[1:] if len(labels) > 2 else labels
+        psnrs = torch.stack(
+            [_window_psnr(row.images[k][..., :height, :width], hr, side, stride) for k in compared]
+        )
+        spread = psnrs.max(0).values - psnrs.min(0).values
+        total = spread if total is None else total + spread
+    assert total is not None
+    index = int(torch.argmax(total))
+    top, left = divmod(index, total.shape[-1])
+    return top * stride, left * stride, side, side
+
+
+def parse_crop(text: str) -> tuple[int, int, int, int]:
+    """``[top,left,side]`` or ``[top,left,height,width]`` (HR pixels) → a box."""
+    numbers = [int(part) for part in text.strip("[]() ").split(",") if part.strip()]
+    if len(numbers) == 3:
+        numbers.append(numbers[2])
+    if len(numbers) != 4 or min(numbers) < 0 or min(numbers[2:]) < 1:
+        raise FigureError(f"crop= takes [top,left,side] or [top,left,height,width], got {text!r}")
+    return tuple(numbers)  # type: ignore[return-value]
+
+
+# -- drawing --------------------------------------------------------------------------------
+
+
+def _as_image(image: torch.Tensor) -> Any:
+    return image[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().float().numpy()
+
+
+def draw_figure(
+    rows: Sequence[FigureRow],
+    box: Sequence[int],
+    *,
+    title: str = "",
+    caption: str = "",
+    debug: str | None = None,
+) -> Any:
+    """The matplotlib figure: one row per scale, [HR with the zoom box | crops ... | HR crop]."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on clusters
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    top, left, height, width = box
+    columns = ["HR", *rows[0].images, "HR"]
+    aspect = rows[0].hr.shape[-1] / rows[0].hr.shape[-2]
+    ratios = [aspect, *([1.0] * (len(columns) - 1))]  # every row as tall as its crops
+    cell = 1.55
+    figure, axes = plt.subplots(
+        len(rows),
+        len(columns),
+        figsize=(cell * sum(ratios), cell * 1.6 * len(rows) + 1.0),
+        gridspec_kw={"width_ratios": ratios},
+        squeeze=False,
+    )
+    for row, row_axes in zip(rows, axes, strict=True):
+        whole = row_axes[0]
+        whole.imshow(_as_image(row.hr), interpolation="lanczos")
+        whole.add_patch(
+            Rectangle(
+                (left - 0.5, top - 0.5), width, height, fill=False, edgecolor="red", linewidth=1.2
+            )
+        )
+        whole.set_ylabel(f"×{row.scale:g}", fontsize=12, rotation=0, labelpad=18, va="center")
+        if row is rows[-1]:
+            whole.set_xlabel("HR (whole)", fontsize=8)
+        tiles = [*row.images.items(), ("HR", row.hr)]
+        for axis, (label, image) in zip(row_axes[1:], tiles, strict=True):
+            crop = image[..., top : top + height, left : left + width]
+            axis.imshow(_as_image(crop), interpolation="nearest")
+            if label == "HR":
+                measure = "PSNR (dB)"
+            else:
+                value = crop_psnr(image, row.hr, box, row.channel)
+                measure = f"{value:.2f} dB" if math.isfinite(value) else "exact"
+            axis.set_xlabel(f"{textwrap.fill(label, 24)}\n{measure}", fontsize=8)
+        for axis in row_axes:
+            axis.set_xticks([])
+            axis.set_yticks([])
+    inches = figure.get_figheight()
+    top = 1.0
+    if title:
+        figure.suptitle(textwrap.fill(title, 120), fontsize=10, y=1 - 0.08 / inches, va="top")
+        top -= 0.35 / inches
+    if debug:
+        figure.text(
+            0.5, top - 0.06 / inches, debug_note(debug), color="red", fontsize=11, ha="center",
+            va="top", weight="bold",
+        )  # fmt: skip
+        top -= 0.3 / inches
+    if caption:
+        figure.text(0.5, 0.005, textwrap.fill(caption, 150), ha="center", va="bottom", fontsize=7)
+    figure.tight_layout(rect=(0, 0.45 / inches, 1, top))
+    return figure
+
+
+def save_figure(figure: Any, stem: str | Path) -> tuple[Path, Path]:
+    """Write ``<stem>.pdf`` and ``<stem>.png``."""
+    import matplotlib.pyplot as plt
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = (stem.with_name(stem.name + ".pdf"), stem.with_name(stem.name + ".png"))
+    figure.savefig(paths[0])
+    figure.savefig(paths[1], dpi=150)
+    plt.close(figure)
+    return paths
+
+
+# -- the sweep's jobs -----------------------------------------------------------------------
+
+
+def checkpoint_of(job_dir: Path, record: Mapping[str, Any]) -> Path | None:
+    """The checkpoint whose weights the job's test measured: ``last`` (training ends, then the
+    same weights are tested), else ``best``; a recorded path that moved with the sweep
+    directory is looked up in the job's ``checkpoints/``."""
+    recorded = record.get("checkpoints") or {}
+    for key in ("last", "best"):
+        if not recorded.get(key):
+            continue
+        path = Path(recorded[key])
+        for candidate in (path, job_dir / "checkpoints" / path.name):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def finished_variants(
+    sweep_dir: Path, manifest: Manifest, wanted: Sequence[str] | None = None
+) -> list[Variant]:
+    """The finished jobs with a checkpoint, in table order (``wanted``: only those jobs)."""
+    from ipe_lightning.sweeps.report import results_from_dir
+
+    results = results_from_dir(sweep_dir, manifest.job_names)
+    layout = manifest.table_layout(results)
+    labels = {
+        spec.variant: f"{spec.group}: {spec.label}" if spec.group else spec.label
+        for spec in layout.rows
+        if spec.kind == "job"
+    }
+    overrides = {job["name"]: tuple(job.get("overrides") or ()) for job in manifest.jobs}
+    names = [v for v in layout.variants if v in overrides] + [
+        n for n in manifest.job_names if n not in labels
+    ]
+    if wanted:
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise FigureError(f"variants {unknown} are not jobs of this sweep: {names}")
+        names = [n for n in names if n in wanted]
+    variants = []
+    for name in names:
+        record = read_record(sweep_dir / name) or {}
+        if record.get("status") != FINISHED:
+            continue
+        checkpoint = checkpoint_of(sweep_dir / name, record)
+        if checkpoint is None:
+            print(f"[figure] {name}: finished but no checkpoint found; left out", file=sys.stderr)
+            continue
+        variants.append(Variant(name, labels.get(name, name), checkpoint, overrides[name]))
+    if not variants:
+        raise FigureError(f"no finished job with a checkpoint in {sweep_dir}")
+    return variants
+
+
+def eval_items(
+    overrides: Sequence[str], conf_dir: Path, set_name: str | None, scales: Sequence[float] | None
+) -> tuple[str, dict[float, Any]]:
+    """``(set, {scale: eval dataset})`` of the job composed from ``overrides``: its first set
+    unless ``set_name``; ``scales`` (default: those of :data:`DEFAULT_SCALES` the set has, else
+    its first, middle and last uniform scales)."""
+    from hydra.utils import instantiate
+
+    from ipe_lightning.scales import parse_scale_tag
+    from ipe_lightning.sweeps.launch import compose_job, hydra_session
+
+    with hydra_session(conf_dir) as hydra:
+        cfg = compose_job(hydra, list(overrides))
+        datamodule = instantiate(cfg.data)
+    datamodule.check("test")
+    by_set: dict[str, dict[float, Any]] = {}
+    for loader, dataset in datamodule.eval_datasets:
+        name, tag = loader.rsplit("/", 1)
+        scale = parse_scale_tag(tag)
+        if scale is not None and scale[0] == scale[1]:
+            by_set.setdefault(name, {})[float(scale[0])] = dataset
+    if not by_set:
+        raise FigureError("the job has no evaluation set at a uniform scale")
+    set_name = set_name or next(iter(by_set))
+    if set_name not in by_set:
+        raise FigureError(f"set={set_name!r} is not one of the job's sets {sorted(by_set)}")
+    available = sorted(by_set[set_name])
+    if scales:
+        missing = [s for s in scales if float(s) not in by_set[set_name]]
+        if missing:
+            raise FigureError(f"scales {missing} are not tested on {set_name}: {available}")
+        chosen = [float(s) for s in scales]
+    else:
+        chosen = [s for s in DEFAULT_SCALES if s in by_set[set_name]]
+        if not chosen:
+            chosen = sorted({available[0], available[len(available) // 2], available[-1]})
+    return set_name, {s: by_set[set_name][s] for s in chosen}
+
+
+def _item(dataset: Any, image: str | None) -> dict[str, Any]:
+    names = [pair.name for pair in dataset.pairs]
+    if image is None:
+        return dataset[0]
+    if image not in names:
+        raise FigureError(f"image={image!r} is not in the set; its images: {names[:20]}")
+    return dataset[names.index(image)]
+
+
+def _load_network(path: Path, device: torch.device) -> torch.nn.Module:
+    from hydra.utils import instantiate
+
+    from ipe_lightning.models.checkpoint import read_checkpoint
+
+    config, state = read_checkpoint(path)
+    network = instantiate(config, _convert_="all")
+    network.load_state_dict(state)
+    return network.to(device).eval()
+
+
+def figure_rows(
+    variants: Sequence[Variant],
+    datasets: Mapping[float, Any],
+    image: str | None,
+    *,
+    max_queries: int = 30000,
+) -> tuple[str, list[FigureRow]]:
+    """Upsample the image at every scale with every variant's network (and bicubic)."""
+    from ipe_lightning.bicubic import bicubic_upsample
+    from ipe_lightning.inference import upsample
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    items = {scale: _item(dataset, image) for scale, dataset in datasets.items()}
+    outputs: dict[float, dict[str, torch.Tensor]] = {scale: {} for scale in items}
+    for scale, item in items.items():
+        size = tuple(item["hr"].shape[-2:])
+        outputs[scale]["bicubic"] = bicubic_upsample(item["lr"][None], size)
+    for variant in variants:
+        network = _load_network(variant.checkpoint, device)
+        with torch.no_grad():
+            for scale, item in items.items():
+                lr = item["lr"][None].to(device)
+                sr = upsample(
+                    network, lr, size=tuple(item["hr"].shape[-2:]), max_queries=max_queries
+                )
+                outputs[scale][variant.label] = sr.cpu()
+        del network
+    name = next(iter(items.values()))["name"]
+    rows = [
+        FigureRow(scale, item["hr"][None], outputs[scale], str(item.get("channel", "rgb")))
+        for scale, item in items.items()
+    ]
+    return name, rows
+
+
+def make_figure(
+    sweep_dir: str | Path,
+    *,
+    image: str | None = None,
+    crop: Sequence[int] | None = None,
+    scales: Sequence[float] | None = None,
+    set_name: str | None = None,
+    variants: Sequence[str] | None = None,
+    out: str | Path | None = None,
+    conf_dir: Path | None = None,
+) -> tuple[tuple[Path, Path], str]:
+    """Make the figure of a sweep directory; return the (PDF, PNG) paths and the caption."""
+    from ipe_lightning.sweeps.definitions import REPO_CONF_DIR
+
+    sweep_dir = Path(sweep_dir)
+    manifest = read_manifest(sweep_dir)
+    if manifest is None:
+        raise FigureError(f"{sweep_dir} has no sweep.json: is it a directory made by sweep.py?")
+    chosen = finished_variants(sweep_dir, manifest, variants)
+    set_name, datasets = eval_items(
+        chosen[0].overrides, conf_dir or REPO_CONF_DIR, set_name, scales
+    )
+    name, rows = figure_rows(chosen, datasets, image)
+    if crop is None:
+        side = min(MAX_AUTO_CROP, max(16, min(rows[0].hr.shape[-2:]) // 4))
+        box = most_different_crop(rows, side)
+        how = "chosen where the variants' crop PSNR differ most"
+    else:
+        box = tuple(int(v) for v in crop)
+        how = "given"
+    height = min(row.hr.shape[-2] for row in rows)
+    width = min(row.hr.shape[-1] for row in rows)
+    if box[0] + box[2] > height or box[1] + box[3] > width:
+        raise FigureError(
+            f"crop {list(box)} does not fit the image ({height}x{width} at every scale)"
+        )
+    channel = rows[0].channel.upper() if rows[0].channel == "y" else "RGB"
+    caption = (
+        f"{set_name} image {name}; crop top={box[0]}, left={box[1]}, {box[2]}x{box[3]} HR pixels "
+        f"({how}); PSNR of the crop on {channel}. Networks: each job's {chosen[0].checkpoint.name}."
+    )
+    debug = manifest.debug  # the debug=... the jobs ran with
+    figure = draw_figure(rows, box, title=manifest.title, caption=caption, debug=debug)
+    stem = Path(out) if out else sweep_dir / f"figure_{set_name}_{name}"
+    return save_figure(figure, stem), caption
+
+
+def figure_command(arguments: Sequence[str], conf_dir: Path | None = None) -> int:
+    """``sweep.py figure <sweep_dir> [key=value ...]`` (module doc); exit status 0, or 2."""
+    if not arguments or arguments[0].startswith("-") or "=" in arguments[0]:
+        print(f"usage:\n{USAGE}", file=sys.stderr)
+        return 2
+    options: dict[str, Any] = {}
+    try:
+        for argument in arguments[1:]:
+            key, _, value = argument.partition("=")
+            if key == "image":
+                options["image"] = value
+            elif key == "crop":
+                options["crop"] = parse_crop(value)
+            elif key == "scales":
+                options["scales"] = [float(v) for v in value.strip("[]").split(",") if v]
+            elif key == "set":
+                options["set_name"] = value
+            elif key == "variants":
+                options["variants"] = [v.strip() for v in value.strip("[]").split(",") if v]
+            elif key == "out":
+                options["out"] = value
+            else:
+                raise FigureError(f"unknown option {argument!r}\n{USAGE}")
+        paths, caption = make_figure(arguments[0], conf_dir=conf_dir, **options)
+    except (FigureError, ValueError) as error:
+        print(f"sweep.py figure: {error}", file=sys.stderr)
+        return 2
+    print(f"[figure] {caption}")
+    print(f"[figure] {', '.join(str(p) for p in paths)}")
+    return 0

@@ -1,0 +1,109 @@
+"""Seeds as jobs of their own (from the sweep file or the command line), and the report of a
+sweep directory: per-image results read, seeds folded, --out and --reference honoured, a debug
+run marked."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from ipe_lightning.results import write_json_atomic, write_per_image
+from ipe_lightning.sweeps.cli import main
+from ipe_lightning.sweeps.definitions import SweepDefinitionError, definition_from_dict
+from ipe_lightning.sweeps.report import Manifest, write_manifest
+from tests.sweeps.test_cli import planned_overrides
+
+GRID = {"title": "mine", "params": {"model.net.bandwidth": "4,6"}}
+
+
+def test_seeds_in_the_sweep_file_make_one_job_per_row_and_seed():
+    definition = definition_from_dict({**GRID, "seeds": [0, 1]}, name="mine", path=Path("m"))
+    jobs = definition.jobs()
+    assert [job.name for job in jobs] == [
+        "bandwidth-4_seed-0",
+        "bandwidth-4_seed-1",
+        "bandwidth-6_seed-0",
+        "bandwidth-6_seed-1",
+    ]
+    assert jobs[1].overrides == ("model.net.bandwidth=4", "seed=1")
+    with pytest.raises(SweepDefinitionError, match="repeat"):
+        definition_from_dict({**GRID, "seeds": [1, 1]}, name="mine", path=Path("m"))
+
+
+def test_seeds_on_the_command_line_make_each_seed_a_job(tmp_path, capsys):
+    code = main(["table4", "seeds=[0,1,2]", f"sweep_dir={tmp_path}/s", "--dry-run"])
+    assert code == 0
+    jobs = planned_overrides(capsys.readouterr().out)
+    assert len(jobs) == 7 * 3
+    assert "seed=2" in jobs["table4_ipe_liif_l10_seed-2"]
+    assert "run_name=table4_ipe_liif_l10_seed-2" in jobs["table4_ipe_liif_l10_seed-2"]
+
+
+def write_job(sweep_dir: Path, name: str, psnr: list[float]) -> None:
+    rows = [
+        {
+            "set": "folder",
+            "scale": "2",
+            "image": f"im{i}",
+            "psnr": value,
+            "ssim": 0.9,
+            "bicubic_psnr": 20.0,
+            "bicubic_ssim": 0.8,
+        }
+        for i, value in enumerate(psnr)
+    ]
+    mean = sum(psnr) / len(psnr)
+    metrics = {"folder/x2": {"psnr": mean, "ssim": 0.9, "bicubic_psnr": 20.0, "bicubic_ssim": 0.8}}
+    overrides = ["debug=tiny", f"seed={name[-1]}"]
+    record = {"status": "finished", "overrides": overrides, "metrics": metrics}
+    write_json_atomic(sweep_dir / name / "metrics.json", record)
+    write_per_image(sweep_dir / name, rows)
+
+
+@pytest.fixture
+def sweep_dir(tmp_path) -> Path:
+    sweep_dir = tmp_path / "sweep"
+    names = ["a_seed-0", "a_seed-1", "b_seed-0", "b_seed-1"]
+    jobs = [{"name": n, "overrides": ["debug=tiny", f"seed={n[-1]}"]} for n in names]
+    manifest = Manifest(sweep="mine", definition="", title="mine", created="", group="g", jobs=jobs)
+    write_manifest(sweep_dir, manifest)
+    base = [25.0, 28.0, 31.0, 27.0, 33.0, 26.0]
+    for seed in (0, 1):
+        write_job(sweep_dir, f"a_seed-{seed}", [v + 0.01 * seed for v in base])
+        write_job(sweep_dir, f"b_seed-{seed}", [v + 0.5 + 0.01 * seed for v in base])
+    return sweep_dir
+
+
+def test_report_out_writes_elsewhere_and_leaves_the_sweep_dir_alone(sweep_dir, tmp_path, capsys):
+    before = sorted(p.name for p in sweep_dir.iterdir())
+    out = tmp_path / "elsewhere"
+    assert main(["report", str(sweep_dir), "--out", str(out), "--reference", "a"]) == 0
+    assert sorted(p.name for p in sweep_dir.iterdir()) == before
+    assert {"table.md", "table_clean.md", "table_long.csv", "table_clean.tex"} <= {
+        p.name for p in out.iterdir()
+    }
+    printed = capsys.readouterr().out
+    assert str(out / "table.md") in printed and "all 4 jobs finished" in printed  # seeds count
+    clean = (out / "table_clean.md").read_text()
+    assert "| a (n = 2) (reference) | 28.34 ± 0.01 |" in clean
+    assert "| b (n = 2) | **28.84** ± 0.01† |" in clean  # +0.5 dB on every image: significant
+    markdown = (out / "table.md").read_text()
+    assert "| b | +0.500 [+0.500, +0.500]† |" in markdown
+
+
+def test_every_table_of_a_debug_sweep_says_so(sweep_dir):
+    assert main(["report", str(sweep_dir)]) == 0
+    for name in ("table.md", "table_clean.md", "table.tex", "table_clean.tex"):
+        assert "DEBUG RUN (debug=tiny)" in (sweep_dir / name).read_text(), name
+    for name in ("table.csv", "table_long.csv"):
+        with open(sweep_dir / name) as handle:
+            assert {row["debug"] for row in csv.DictReader(handle)} == {"tiny"}, name
+    assert json.loads((sweep_dir / "sweep.json").read_text())["sweep"] == "mine"
+
+
+def test_an_unknown_reference_is_a_usage_error(sweep_dir, capsys):
+    assert main(["report", str(sweep_dir), "--reference", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err

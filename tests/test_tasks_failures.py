@@ -1,0 +1,79 @@
+"""A job that fails anywhere, from building its data module to its last test batch, leaves a
+failed record with the error and its traceback, and logs both; settings that cannot work are
+refused with a message naming the option."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ipe_lightning.errors import UserError, find_user_error
+from tests.support.runs import compose_config, read_record, run_in_process, tiny_overrides
+
+
+def test_missing_data_leaves_a_failed_record_with_its_traceback(tmp_path, capsys):
+    # as under Hydra's job logging: the package logger writes the job's log file
+    log_file = logging.FileHandler(tmp_path / "run.log")
+    logging.getLogger("ipe_lightning").addHandler(log_file)
+    overrides = ["experiment=table4_liif", "debug=tiny", "data.root=/does/not/exist"]
+    try:
+        with pytest.raises(FileNotFoundError) as raised:
+            run_in_process(overrides, tmp_path / "run")
+    finally:
+        logging.getLogger("ipe_lightning").removeHandler(log_file)
+        log_file.close()
+    assert find_user_error(raised.value) is raised.value  # an expected user error
+    record = read_record(tmp_path / "run")
+    assert record["status"] == "failed"
+    assert record["error"].startswith("DatasetNotFoundError: data.root not found")
+    assert "Traceback" in record["traceback"] and "build_datamodule" in record["traceback"]
+    logged = (tmp_path / "run.log").read_text()
+    assert "job failed: DatasetNotFoundError: data.root not found" in logged
+    assert "Traceback" in logged and "build_datamodule" in logged
+    assert "Traceback" not in capsys.readouterr().out  # the console gets the one line
+
+
+def test_a_bad_model_part_leaves_a_failed_record(tiny_hr_dir, tmp_path):
+    overrides = [
+        *tiny_overrides(tiny_hr_dir, tmp_path / "cache", "[2]"),
+        "model.net.encoding.bandwidth=-3",
+    ]
+    with pytest.raises(Exception) as raised:
+        run_in_process(overrides, tmp_path / "run")
+    error = find_user_error(raised.value)
+    assert isinstance(error, UserError)
+    assert "model.net.encoding.bandwidth" in str(error) and "-3" in str(error)
+    record = read_record(tmp_path / "run")
+    assert record["status"] == "failed" and "model.net.encoding.bandwidth" in record["error"]
+
+
+def test_an_evaluation_scale_below_one_is_refused_naming_the_set_and_option(tiny_hr_dir, tmp_path):
+    overrides = tiny_overrides(tiny_hr_dir, tmp_path / "cache", "[2,0.5]")
+    with pytest.raises(UserError, match=r"eval\.scales") as raised:
+        run_in_process(overrides, tmp_path / "run")
+    assert "'folder'" in str(raised.value) and "0.5" in str(raised.value)
+    assert read_record(tmp_path / "run")["status"] == "failed"
+
+
+def test_more_ranks_than_test_images_is_refused_before_training(tmp_path, monkeypatch):
+    import pytorch_lightning as pl
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(pl.Trainer, "fit", no_fit)
+    # the bundled held-out set has 2 images; 3 ranks would leave one without any
+    overrides = ["trainer=ddp_cpu", "trainer.devices=3", "debug=smoke", "logger=none"]
+    with pytest.raises(UserError, match=r"trainer\.devices") as raised:
+        run_in_process(overrides, tmp_path / "run")
+    assert "2 image" in str(raised.value) and "sample" in str(raised.value)
+    assert read_record(tmp_path / "run")["status"] == "failed"
+
+
+def test_a_missing_checkpoint_is_a_user_error(tmp_path):
+    cfg = compose_config(["mode=test", f"ckpt_path={tmp_path}/none.ckpt"], tmp_path / "run")
+    from ipe_lightning.tasks import run
+
+    with pytest.raises(UserError, match=r"none\.ckpt"):
+        run(cfg)
