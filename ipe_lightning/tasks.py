@@ -221,6 +221,21 @@ def require_checkpoint(path: Any) -> str:
     return str(path)
 
 
+def test_and_record(job: Job, module: SRModule, datamodule: pl.LightningDataModule) -> Any:
+    """Test on every evaluation set (Lightning's own results table off: ours is printed) and
+    write the per-image results."""
+    tested = job.trainer.test(module, datamodule=datamodule, verbose=False)
+    write_per_image(job, module)
+    return tested
+
+
+def finish(job: Job, tested: Any) -> dict[str, Any]:
+    """The finished record, written to ``metrics.json`` and summarised in W&B."""
+    record = write_record(job, "finished", tested)
+    summarise_test_in_wandb(job.trainer.loggers, record, job.cfg.paths.output_dir)
+    return record
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     job = Job(cfg)
     pl.seed_everything(cfg.seed, workers=True)
@@ -238,11 +253,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             # itself (tested: killed mid-epoch and resumed == uninterrupted).
             warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
-            tested = trainer.test(module, datamodule=datamodule, verbose=False)
-            write_per_image(job, module)
-        record = write_record(job, "finished", tested)
-        summarise_test_in_wandb(trainer.loggers, record, cfg.paths.output_dir)
-        return record
+            tested = test_and_record(job, module, datamodule)
+        return finish(job, tested)
 
 
 def test(cfg: DictConfig) -> dict[str, Any]:
@@ -259,11 +271,8 @@ def test(cfg: DictConfig) -> dict[str, Any]:
         job.trainer = trainer = build_trainer(cfg, build_loggers(cfg.get("logger"), wandb_job(cfg)))
         check_test_sets_cover_ranks(datamodule, trainer)
         with ddp_job_scope(trainer), stop_on_interrupt():
-            tested = trainer.test(module, datamodule=datamodule, verbose=False)
-            write_per_image(job, module)
-        record = write_record(job, "finished", tested)
-        summarise_test_in_wandb(trainer.loggers, record, cfg.paths.output_dir)
-        return record
+            tested = test_and_record(job, module, datamodule)
+        return finish(job, tested)
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:

@@ -168,31 +168,30 @@ class ImageFolders(ImageSource):
         self.test_dir = test_dir
 
     def train_images(self) -> list[Path]:
-        folder = require_root(
-            self.train_dir,
-            "data.train_dir",
-            "data=folder needs a folder of training HR images",
-            layout=FOLDER_LAYOUT,
+        return _folder_images(
+            self.train_dir, "data.train_dir", "data=folder needs a folder of training HR images"
         )
-        return require_images(folder, "data.train_dir", FOLDER_LAYOUT)
 
     def val_images(self) -> list[Path]:
-        folder = require_root(
-            self.val_dir,
-            "data.val_dir",
-            "data=folder needs a folder of validation HR images",
-            layout=FOLDER_LAYOUT,
+        return _folder_images(
+            self.val_dir, "data.val_dir", "data=folder needs a folder of validation HR images"
         )
-        return require_images(folder, "data.val_dir", FOLDER_LAYOUT)
 
     def test_images(self, set_name: str) -> list[Path]:
-        folder = require_root(
+        return _folder_images(
             self.test_dir,
             "eval.root",
             f"eval set {set_name!r} (eval=folder) needs a folder of HR images",
-            layout=FOLDER_LAYOUT,
+            what=f"eval set {set_name!r} (eval.root)",
         )
-        return require_images(folder, f"eval set {set_name!r} (eval.root)", FOLDER_LAYOUT)
+
+
+def _folder_images(
+    folder: str | None, key: str, purpose: str, what: str | None = None
+) -> list[Path]:
+    """The images of the HR folder set by ``key`` (errors name ``key`` and the layout)."""
+    path = require_root(folder, key, purpose, layout=FOLDER_LAYOUT)
+    return require_images(path, what or key, FOLDER_LAYOUT)
 
 
 class BundledPhotos(ImageSource):

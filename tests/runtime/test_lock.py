@@ -85,12 +85,15 @@ def test_a_second_run_py_on_the_same_run_directory_stops_at_once(tiny_hr_dir, tm
     from tests.support.runs import tiny_overrides
 
     run_dir = tmp_path / "run"
+    # 10 s per step: the first run is still training (it is killed below) however long the
+    # second one takes to start on a busy machine.
     slow = "+callbacks.slow._target_=tests.sweeps.support.SleepPerStep"
     args = [
         sys.executable,
         str(REPO / "run.py"),
         *tiny_overrides(tiny_hr_dir, tmp_path / "cache", "[2]"),
         slow,
+        "+callbacks.slow.seconds=10",
         f"hydra.run.dir={run_dir}",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

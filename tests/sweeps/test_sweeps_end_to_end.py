@@ -188,8 +188,15 @@ def test_ddp_jobs_in_a_multirun_run_their_ranks_in_their_own_directories(
         timeout=900,
     )
     assert result.returncode == 0, output(result)
-    assert list(cwd.iterdir()) == []  # no outputs/, no second multirun/ from a relaunched sweep
-    expected = {"seed-1", "seed-2", "sweep.json", *REPORT_FILES}
+    # no outputs/, no second sweep dir from a relaunched sweep: only the run store's index of
+    # trainings (paths.run_store, multirun/runs), which holds one pointer file per training
+    assert [p.relative_to(cwd).as_posix() for p in cwd.iterdir()] in ([], ["multirun"])
+    store = cwd / "multirun"
+    if store.exists():
+        assert [p.name for p in store.iterdir()] == ["runs"]
+        assert all(p.suffix == ".json" for p in (store / "runs").iterdir())
+    # the jobs, the manifest, the report, and the sweep's locks (sweep.lock, .claims/)
+    expected = {"seed-1", "seed-2", "sweep.json", "sweep.lock", ".claims", *REPORT_FILES}
     expected |= {".submitit"} if launcher == "submitit_local" else set()
     assert {p.name for p in sweep_dir.iterdir()} == expected
     for seed in ("seed-1", "seed-2"):
