@@ -227,9 +227,13 @@ def test_the_estimate_is_close_to_the_measured_peak_on_the_cpu(one_input, tmp_pa
     )
     # The estimate is of live memory. With the allocator tuning (ipe_lightning/allocator.py) the
     # heap also keeps the holes of freed buffers, so the process's peak is measured without it.
+    # glibc's default raises its mmap threshold to the size of each freed mapping, so later
+    # buffers of that size stay in the heap too: a fixed threshold (128 KiB, the default's
+    # start) turns that off and every large buffer is returned when freed.
     environment = {**os.environ, "IPE_LIGHTNING_MALLOC_TUNING": "0"}
     for name in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"):
         environment.pop(name, None)
+    environment["MALLOC_MMAP_THRESHOLD_"] = "131072"
     result = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
@@ -239,4 +243,6 @@ def test_the_estimate_is_close_to_the_measured_peak_on_the_cpu(one_input, tmp_pa
         env=environment,
     )
     measured, estimated = map(int, result.stdout.split()[-2:])
-    assert 0.6 * measured <= estimated <= 1.5 * measured
+    # an upper bound of the live peak (the refusal must not let too large an output through),
+    # and not a wild one (it counts the decoder's tile buffers whole)
+    assert 0.9 * measured <= estimated <= 2.5 * measured
