@@ -5,9 +5,9 @@
         [--threads N] [--json out.json]
 
 Each case runs :func:`ipe_lightning.inference.upsample` with IPE-LIIF (EDSR-baseline, random
-weights) on a random LR image in a child process; the parent reaps it with ``os.wait4`` and reads
-the child's peak resident set size from its resource usage (``ru_maxrss``, the figure
-``getrusage(RUSAGE_CHILDREN)`` reports, but for that child alone). Sizes are written
+weights) on a random LR image in a child process, which reports its own peak resident set size
+(Linux's ``VmHWM``; ``ru_maxrss`` from ``os.wait4`` elsewhere, which on Linux would also carry the
+parent's peak through ``exec``). Sizes are written
 width x height. Issue 6 targets: x4 of a 1020 x 678 LR (DIV2K x2 size) within 3 GiB; x2 of a
 2126 x 1463 photo within 4 GiB with tiling. With ``--device cuda`` the child also reports the
 peak of GPU memory that torch allocated (``torch.cuda.max_memory_allocated``).
@@ -31,6 +31,7 @@ from ipe_lightning.bench._measure import (
     build_net,
     finish,
     new_report,
+    peak_rss_mib,
     set_threads,
     synchronize,
 )
@@ -58,6 +59,7 @@ def run_case(name: str, impl: str, tile: int, device: str, precision: str) -> di
     synchronize(target)
     seconds = time.perf_counter() - start
     result = {
+        "peak_rss_mib": peak_rss_mib(0),
         "seconds": round(seconds, 2),
         "output_size_wxh": [output.shape[-1], output.shape[-2]],
         "output_pixels_per_s": round(output.shape[-1] * output.shape[-2] / seconds, 1),
@@ -85,7 +87,10 @@ def measure_in_child(
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise RuntimeError(f"memory case {name} failed with exit status {child.returncode}")
-    peak_bytes = usage.ru_maxrss * 1024  # Linux reports KiB
+    measured = json.loads(stdout)
+    own_peak = measured.pop("peak_rss_mib")
+    # the child's VmHWM; 0 where it has none (not Linux): the kernel's figure for the child
+    peak_bytes = own_peak * 2**20 if own_peak else usage.ru_maxrss * 1024
     width, height, scale, tiled, target = CASES[name]
     return {
         "lr_size_wxh": [width, height],
@@ -95,7 +100,7 @@ def measure_in_child(
         "device": device,
         "precision": precision,
         "threads": threads or torch.get_num_threads(),
-        **json.loads(stdout),
+        **measured,
         "peak_rss_gib": round(peak_bytes / GIB, 3),
         "target_gib": target,
         "within_target": peak_bytes <= target * GIB,
