@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import hydra
 from omegaconf import DictConfig
 
+_STARTED = time.monotonic()  # before torch and Lightning are imported
 USER_ERROR_EXIT = 2
 _job_started = False  # Hydra exits 1 both for a config that does not compose and a failed job
 
@@ -26,7 +28,7 @@ def main(cfg: DictConfig) -> None:
     global _job_started
     _job_started = True
     from ipe_lightning.errors import find_user_error
-    from ipe_lightning.report_console import print_record
+    from ipe_lightning.report_console import print_record, print_wall_time
     from ipe_lightning.tasks import run
 
     try:
@@ -40,6 +42,7 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(USER_ERROR_EXIT) from None
     if record:
         print_record(record)
+    print_wall_time(time.monotonic() - _STARTED)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,15 @@
 Everything numerical lives elsewhere (models, inference, metrics); this module only connects it to
 Lightning. The optimiser and its schedule come from config (``conf/schedule/*.yaml``) as partial
 constructors. Hyperparameters are plain containers so checkpoints load with ``weights_only=True``.
+
+``compile`` (the root config's ``compile`` key) runs the training loss through ``torch.compile``;
+``self.net`` stays the eager network, so checkpoints hold its state dict alone and load in eager
+code, and validation and test run it eagerly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -16,6 +21,7 @@ from torch import nn
 
 from ipe_lightning.bicubic import bicubic_upsample
 from ipe_lightning.configs import plain
+from ipe_lightning.errors import SettingError
 from ipe_lightning.inference import (
     DEFAULT_MAX_QUERIES,
     from_network_range,
@@ -43,6 +49,39 @@ def gather_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for part in gathered for row in part or []]
 
 
+# torch.compile's modes; reduce-overhead adds CUDA graphs (torch.compile's documentation).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_options(setting: Any) -> dict[str, Any] | None:
+    """torch.compile's keywords for a ``compile`` setting; ``None`` for eager training.
+
+    ``None`` or ``False``: eager. ``True`` or a mode name (:data:`COMPILE_MODES`): that mode. A
+    mapping: torch.compile's keywords as they are (``{"mode": "reduce-overhead", "dynamic":
+    False}``, ``{"backend": "aot_eager"}``).
+    """
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return {}
+    if isinstance(setting, str) and setting in COMPILE_MODES:
+        return {"mode": setting}
+    if isinstance(setting, Mapping):
+        return dict(setting)
+    raise SettingError(
+        f"compile={setting!r}: choose null (eager), {', '.join(COMPILE_MODES)} or a mapping of "
+        "torch.compile keywords"
+    )
+
+
+def training_loss(
+    net: nn.Module, loss_fn: nn.Module, batch: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """The training loss of a batch: L1 in the network's range (paper Sec. 5)."""
+    prediction = net(to_network_range(batch["lr"]), batch["coord"], batch["cell"])
+    return loss_fn(prediction, to_network_range(batch["gt"]))
+
+
 def sampled_pixel_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """PSNR of each sample over its sampled query pixels, ``[0, 1]`` range: ``(B,)``."""
     mse = (prediction - target).pow(2).flatten(1).mean(dim=1)
@@ -56,7 +95,8 @@ class SRModule(pl.LightningModule):
     node). ``optimizer`` and ``scheduler`` are configs with ``_target_`` and ``_partial_: true``
     (``conf/schedule/*.yaml``): ``optimizer(params)`` and ``scheduler(optimizer)``, the scheduler
     stepped once per epoch; they are needed only to train. ``test_sets`` names the test loaders
-    (``<set>/x<scale>``) in order.
+    (``<set>/x<scale>``) in order. ``compile`` compiles the training loss
+    (:func:`compile_options`); the default trains eagerly.
 
     After ``trainer.test``, :attr:`per_image_results` holds one dict per test image
     (:data:`PER_IMAGE_FIELDS`), gathered from every rank, in loader order; the logged means are
@@ -72,11 +112,19 @@ class SRModule(pl.LightningModule):
         test_sets: list[str] | None = None,
         max_queries: int = DEFAULT_MAX_QUERIES,
         tile: int | None = None,
+        compile: Any = None,
     ) -> None:
         super().__init__()
         # Plain containers before they are recorded: no OmegaConf object in the checkpoint.
         net, optimizer, scheduler = plain(net), plain(optimizer), plain(scheduler)
+        compile = plain(compile)
         self.save_hyperparameters()
+        self._compile_options = compile_options(compile)
+        # Built at the first training step: a plain attribute, not a submodule, so the state dict
+        # (and every checkpoint) is the eager network's alone.
+        self._compiled_loss: Callable[..., torch.Tensor] | None = None
+        # Training losses not yet looked at on the host, with where they were computed.
+        self._unchecked_losses: list[tuple[torch.Tensor, int, int, int]] = []
         self.net = instantiate(net, _convert_="all")
         self.loss_fn = nn.L1Loss()
         self.test_sets = list(test_sets or [])
@@ -93,20 +141,72 @@ class SRModule(pl.LightningModule):
         )
         self.per_image_results: list[dict[str, Any]] = []
 
-    # -- training ---------------------------------------------------------------------------
+    # -- training ----------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        # Paper Sec. 5: L1 in the normalised space.
-        prediction = self.net(to_network_range(batch["lr"]), batch["coord"], batch["cell"])
-        loss = self.loss_fn(prediction, to_network_range(batch["gt"]))
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"the training loss is {loss.item()} at step {self.global_step} "
-                f"(epoch {self.current_epoch}, batch {batch_idx}); stopping. The last good "
-                "checkpoint is kept in the run's checkpoints/ folder."
-            )
+        loss = self._training_loss(batch)
+        self._unchecked_losses.append(
+            (loss.detach().clone(), self.global_step, self.current_epoch, batch_idx)
+        )
+        if self._check_each_step(loss):
+            self._raise_on_non_finite_loss()
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["lr"].shape[0])
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
+        # A host tensor: Lightning would copy a float to the GPU, which waits for the queued work.
+        self.log("train/lr", torch.tensor(self.optimizers().param_groups[0]["lr"]), batch_size=1)
         return loss
+
+    def _training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self._compile_options is None:
+            return training_loss(self.net, self.loss_fn, batch)
+        if self._compiled_loss is None:
+            self._compiled_loss = torch.compile(training_loss, **self._compile_options)
+        # One training step per call (what CUDA graphs under reduce-overhead need to know).
+        torch.compiler.cudagraph_mark_step_begin()
+        return self._compiled_loss(self.net, self.loss_fn, batch)
+
+    # A NaN or infinite loss stops training with NonFiniteLossError naming its step, before a
+    # checkpoint is written after it. Reading a loss on the host waits for the device, so on a GPU
+    # the losses are read in one go every log_every_n_steps steps (when Lightning reads the logged
+    # loss anyway), before every checkpoint is saved and at the end of training; the bad steps in
+    # between run on NaN weights and are never saved. On the CPU there is nothing to wait for:
+    # every loss is read at its step.
+    losses_read_each_step_on = ("cpu",)  # device types
+
+    def _check_each_step(self, loss: torch.Tensor) -> bool:
+        every = max(int(self.trainer.log_every_n_steps), 1)
+        return (
+            loss.device.type in self.losses_read_each_step_on or (self.global_step + 1) % every == 0
+        )
+
+    def _raise_on_non_finite_loss(self) -> None:
+        """Raise :class:`NonFiniteLossError` naming the first unchecked loss that is not finite."""
+        unchecked, self._unchecked_losses = self._unchecked_losses, []
+        if not unchecked:
+            return
+        finite = torch.isfinite(torch.stack([entry[0] for entry in unchecked])).tolist()
+        for is_finite, (loss, step, epoch, batch_idx) in zip(finite, unchecked, strict=True):
+            if not is_finite:
+                raise NonFiniteLossError(
+                    f"the training loss is {loss.item()} at step {step} "
+                    f"(epoch {epoch}, batch {batch_idx}); stopping. The last good "
+                    "checkpoint is kept in the run's checkpoints/ folder."
+                )
+
+    def on_train_start(self) -> None:
+        self._unchecked_losses = []
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._raise_on_non_finite_loss()
+        # Under DDP a bad loss on another rank reaches these weights through the gradients.
+        if not torch.stack([p.isfinite().all() for p in self.net.parameters()]).all():
+            raise NonFiniteLossError(
+                f"the network's weights are not finite at step {self.global_step} (a NaN or "
+                "infinite loss or gradient, here or on another rank); stopping before the "
+                "checkpoint is written. The last good checkpoint is kept in the run's "
+                "checkpoints/ folder."
+            )
+
+    def on_train_end(self) -> None:
+        self._raise_on_non_finite_loss()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         # LIIF-style validation: PSNR on the sampled pixels of random patches.

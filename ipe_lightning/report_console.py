@@ -26,6 +26,21 @@ def format_record(record: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def format_duration(seconds: float) -> str:
+    """``452.3`` -> ``"7 min 32 s"``; an hour or more as ``"1 h 02 min"``."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{seconds:.1f} s"
+
+
+def print_wall_time(seconds: float, what: str = "run.py") -> None:
+    """The last line of a run: how long it took, on the console and in the job's log file."""
+    log.info(f"{what} finished in {format_duration(seconds)} (wall time, start-up included)")
+
+
 def record_title(record: dict[str, Any]) -> str:
     """The run's name (what sweeps and W&B call it), else its model's."""
     return str(record.get("run_name") or record.get("model") or "run")

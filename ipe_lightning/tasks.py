@@ -88,6 +88,7 @@ def module_kwargs(cfg: DictConfig, datamodule: pl.LightningDataModule) -> dict[s
         "test_sets": list(datamodule.test_set_names),
         "max_queries": int(cfg.test.max_queries),
         "tile": cfg.test.get("tile"),
+        "compile": plain(cfg.get("compile")),
     }
 
 

@@ -14,49 +14,15 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from ipe_lightning.bicubic import bicubic_upsample
-from ipe_lightning.configs import plain
 from ipe_lightning.inference import upsample
 from ipe_lightning.module import NonFiniteLossError, SRModule
 from ipe_lightning.runtime.examples import SEPARATOR, ExampleImages, panel_geometry
-from tests.support.runs import compose_config
-
-SMALL_ENCODER = ["model.net.encoder.n_resblocks=1", "model.net.encoder.n_feats=8"]
+from tests.support.modules import make_module, module_configs, sampled_batch, trainer
 
 
 @pytest.fixture(scope="module")
 def configs():
-    """The default network (encoder shrunk) and the embedded schedule, as plain containers."""
-    cfg = compose_config(SMALL_ENCODER)
-    return plain(cfg.model.net), plain(cfg.optimizer), plain(cfg.scheduler)
-
-
-def make_module(configs, **kwargs) -> SRModule:
-    net, optimizer, scheduler = configs
-    torch.manual_seed(0)
-    return SRModule(net=net, optimizer=optimizer, scheduler=scheduler, **kwargs)
-
-
-def sampled_batch(seed: int, batch: int = 2, queries: int = 50) -> dict[str, torch.Tensor]:
-    """A training/validation batch as the sampler makes it: LR patch, query coords, cells, GT."""
-    generator = torch.Generator().manual_seed(seed)
-    return {
-        "lr": torch.rand(batch, 3, 8, 8, generator=generator),
-        "coord": torch.rand(batch, queries, 2, generator=generator) * 2 - 1,
-        "cell": torch.full((batch, queries, 2), 2 / 16),
-        "gt": torch.rand(batch, queries, 3, generator=generator),
-    }
-
-
-def trainer(**kwargs) -> pl.Trainer:
-    options = {
-        "accelerator": "cpu",
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        **kwargs,
-    }
-    return pl.Trainer(**options)
+    return module_configs()
 
 
 class Capture(pl.Callback):
@@ -207,7 +173,7 @@ def test_the_embedded_schedule_is_adam_halved_at_epochs_5_and_7(configs):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    assert lrs == pytest.approx([5e-4] * 5 + [2.5e-4] * 2 + [1.25e-4])
+    assert lrs == pytest.approx([1e-3] * 5 + [5e-4] * 2 + [2.5e-4])
 
 
 def test_training_without_an_optimizer_config_says_what_is_missing(configs):

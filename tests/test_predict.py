@@ -4,6 +4,7 @@ input; sizes that cannot fit in memory refused before anything runs."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -98,6 +99,8 @@ def test_existing_outputs_are_kept_unless_overwrite(liif_checkpoint, inputs, tmp
     out = tmp_path / "out"
     first = predict(checkpoint, folder, out, "predict.scale=[2,3]")
     assert first.returncode == 0, first.stderr[-2000:]
+    # the run's last line says how long it took
+    assert re.search(r"run.py finished in [\d.]+ s \(wall time", first.stdout.splitlines()[-1])
     target = out / "rgb_x2x3.png"
     assert np.array(Image.open(target)).shape == (60, 120, 3)
     target.write_bytes(b"sentinel")

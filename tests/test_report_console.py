@@ -8,7 +8,12 @@ import logging
 import subprocess
 import sys
 
-from ipe_lightning.report_console import format_record, print_record
+from ipe_lightning.report_console import (
+    format_duration,
+    format_record,
+    print_record,
+    print_wall_time,
+)
 
 RECORD = {
     "model": "ipe_liif",
@@ -60,3 +65,16 @@ def test_outside_a_hydra_job_the_table_still_reaches_the_console():
     )
     assert "table4_ipe_liif_l4: test results (PSNR in dB)" in done.stdout
     assert "div2k/x2" in done.stdout and done.stderr == ""
+
+
+def test_durations_read_as_minutes_and_seconds():
+    assert format_duration(7.26) == "7.3 s"
+    assert format_duration(452.4) == "7 min 32 s"
+    assert format_duration(60) == "1 min 00 s"
+    assert format_duration(3 * 3600 + 125) == "3 h 02 min"
+
+
+def test_the_wall_time_is_the_runs_last_message(caplog):
+    with caplog.at_level(logging.INFO, logger="ipe_lightning"):
+        print_wall_time(481.0)
+    assert caplog.messages[-1] == "run.py finished in 8 min 01 s (wall time, start-up included)"

@@ -9,6 +9,12 @@ included, default query chunks), EDSR-baseline encoder, random weights shared by
 Runs alternate naive / fast so both see the same machine load; the speed-up is the ratio of the
 best times (and of the medians) of that one run. Issue 6 targets on a 2-core CPU: IPE-LIIF
 >= 3.5x at x4 (128^2 -> 512^2) and >= 4.5x at x12 (48^2 LR); LIIF (plain MLP) >= 1.5x.
+
+The roofline (:mod:`ipe_lightning.bench.roofline`): the FLOPs of every product the fast decode
+runs, counted per output pixel, and the GEMM peak of this machine measured in the same run (timed
+between the decoders' runs, in turn with them, since a shared machine's speed drifts; the best
+of all); ``roofline_ratio`` is the fast decoder's best pixel rate over the rate that peak allows.
+Issue 13 target on the CPU: >= 0.9.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ipe_lightning.bench import roofline
 from ipe_lightning.bench._measure import (
     IMPLS,
     add_timing_options,
@@ -65,9 +72,18 @@ def decode_case(
 
         return decode
 
-    times = interleaved_times({impl: run(impl) for impl in IMPLS}, repeats, warmup, device)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    peaks: list[float] = []
+
+    def gemm_peak() -> None:
+        peaks.append(roofline.gemm_peak(device, repeats=10, dtype=dtype))
+
+    runs = {impl: run(impl) for impl in IMPLS}
+    times = interleaved_times({**runs, "gemm": gemm_peak}, repeats, warmup, device)
     pixels = outputs["fast"].shape[0] * outputs["fast"].shape[-2] * outputs["fast"].shape[-1]
     results = {impl: summary(times[impl], pixels, "pixels_per_s") for impl in IMPLS}
+    flops_per_pixel = roofline.counted_flops(run("fast")) / pixels
+    ceiling = roofline.roofline(flops_per_pixel, max(peaks))
     return {
         "model": model,
         "lr_size": [lr_side, lr_side],
@@ -78,6 +94,11 @@ def decode_case(
         **results,
         **ratios(results),
         "target_speedup": target,
+        "fast_macs_per_pixel": round(flops_per_pixel / 2),
+        "gemm_peak_gflops": round(max(peaks) / 1e9, 1),
+        "gemm_gflops_range": [round(min(peaks) / 1e9, 1), round(max(peaks) / 1e9, 1)],
+        "roofline_pixels_per_s": round(ceiling, 1),
+        "roofline_ratio": round(results["fast"]["pixels_per_s"] / ceiling, 3),
         "max_abs_difference": float((outputs["fast"] - outputs["naive"]).abs().max()),
     }
 
@@ -103,7 +124,14 @@ def main(argv: list[str]) -> int:
             report["cases"][key] = decode_case(
                 name, args.repeats, args.warmup, device, precision, args.batch
             )
-            print(f"{key}: {report['cases'][key]['speedup_best']}x", file=sys.stderr)
+            case = report["cases"][key]
+            print(
+                f"{key}: fast {case['speedup_best']}x naive, {case['fast']['pixels_per_s']:.0f} "
+                f"px/s = {case['roofline_ratio']:.1%} of the roofline "
+                f"({case['roofline_pixels_per_s']:.0f} px/s: {case['fast_macs_per_pixel']} "
+                f"multiply-adds per pixel at a GEMM peak of {case['gemm_peak_gflops']} GFLOP/s)",
+                file=sys.stderr,
+            )
     return finish(report, args.json)
 
 

@@ -19,12 +19,14 @@ from torch import nn
 
 from ipe_lightning.models.grid import Window, window_table
 
-# Queries are decoded in blocks of this many rows (ensemble branches flattened), so a block's
-# gathered rows and hidden states stay in cache between the layers. Measured on the 2-core CPU
-# here (x12 decode): with one thread, 4096- and 16384-row blocks are equally fast and 65536-row
-# ones 15% slower; with two threads on a CPU loaded by other work, 16384-row blocks were 2-3x
-# faster than 4096-row ones (a quarter of the ops, so of the waits at thread barriers).
+# Queries are decoded in blocks of rows (ensemble branches flattened), so a block's gathered rows
+# and hidden states stay in cache between the layers. Training: 16384-row blocks (measured on a
+# 2-core CPU loaded by other work, 2-3x faster than 4096-row ones: a quarter of the ops, so of the
+# waits at thread barriers). Inference: 4096-row blocks, whose 4 MB buffers stay in the cache on a
+# quiet machine: measured 1.2-1.3x faster than 16384 rows for a x4 decode (python -m
+# ipe_lightning.bench decode; README "Speed and memory").
 ROW_BLOCK = 16384
+INFERENCE_ROW_BLOCK = 4096
 
 
 @dataclass(frozen=True)
@@ -116,13 +118,14 @@ def decode_projections(
     index: torch.Tensor,
     coord_input: torch.Tensor,
     latent_dim: int,
-    row_block: int = ROW_BLOCK,
+    row_block: int | None = None,
 ) -> torch.Tensor:
     """Evaluate the MLP on ``[z, enc]`` from the projection tables; exact, autograd-friendly.
 
     ``tables`` are :func:`projection_tables` (``(B, N, width)`` each, ``N`` LR positions),
     ``index (K, B, Q)`` the position of each branch's query in them, ``coord_input (K, B, Q, E)``
-    each branch's coordinate encoding. Returns ``(K, B, Q, out)``.
+    each branch's coordinate encoding. Returns ``(K, B, Q, out)``. ``row_block`` rows are decoded
+    at a time (default :data:`ROW_BLOCK` when training, :data:`INFERENCE_ROW_BLOCK` otherwise).
     """
     splits = layer_splits(mlp, latent_dim)
     batch, positions, _ = tables[0].shape
@@ -137,6 +140,7 @@ def decode_projections(
     if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in differentiable):
         # Training: one gather per table, so the backward pass scatters into each table's
         # gradient once (a scatter per block would zero-fill a table-sized buffer per block).
+        row_block = row_block or ROW_BLOCK
         input_layers = [layer for layer in layers if layer.encoding_weight is not None]
         gathered = [
             table.index_select(0, flat_index).addmm_(encodings, layer.encoding_weight)
@@ -146,6 +150,7 @@ def decode_projections(
         outputs = [_layers_out_of_place(layers, list(block)) for block in blocks]
     else:
         # Inference: block by block in reused buffers, every product accumulated in place.
+        row_block = row_block or INFERENCE_ROW_BLOCK
         outputs = [_decode_in_place(layers, flat_tables, flat_index, encodings, row_block)]
     return torch.cat(outputs).view(branches, batch, queries, -1)
 

@@ -1,4 +1,5 @@
-"""The GPU paths: the decoders, metrics, training with bf16 mixed precision, and bf16 prediction.
+"""The GPU paths: the decoders, metrics, training with bf16 mixed precision, the compiled training
+step and the deferred NaN check, and bf16 prediction.
 
 Skipped without CUDA (CI has none); run them on a GPU machine with ``pytest -m gpu tests/gpu``.
 """
@@ -7,9 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
+from ipe_lightning.configs import plain
 from ipe_lightning.inference import upsample
 from ipe_lightning.metrics import psnr_per_image, ssim_per_image
 from ipe_lightning.models import (
@@ -23,7 +27,8 @@ from ipe_lightning.models import (
     PlainMLP,
     SkipMLP,
 )
-from tests.support.runs import read_record, run_script, tiny_overrides
+from ipe_lightning.module import NonFiniteLossError, SRModule
+from tests.support.runs import compose_config, read_record, run_script, tiny_overrides
 
 pytestmark = [
     pytest.mark.gpu,
@@ -173,3 +178,74 @@ def test_predict_in_bf16_on_the_gpu_is_close_to_fp32(tiny_hr_dir, tmp_path):
             b.permute(2, 0, 1)[None], a.permute(2, 0, 1)[None], shave=0, channel="rgb"
         )
         assert gap.item() > 35, (full.name, gap)
+
+
+SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}  # tests/test_compiled_step.py
+
+
+def sr_module(**kwargs) -> SRModule:
+    cfg = compose_config(["model.net.encoder.n_resblocks=1", "model.net.encoder.n_feats=8"])
+    torch.manual_seed(0)
+    return SRModule(net=plain(cfg.model.net), scheduler=plain(cfg.scheduler), **kwargs)
+
+
+def sr_batches(steps: int, queries: int = 50) -> DataLoader:
+    batches = []
+    for seed in range(steps):
+        lr, coord, cell = batch(seed, size=8, queries=queries)
+        gt = torch.rand(2, queries, 3, generator=torch.Generator().manual_seed(seed))
+        batches.append({"lr": (lr + 1) / 2, "coord": coord, "cell": cell, "gt": gt})
+    return DataLoader(batches, batch_size=None)
+
+
+def fit_on_gpu(module: SRModule, steps: int, **kwargs) -> pl.Trainer:
+    trainer = pl.Trainer(
+        accelerator="gpu",
+        devices=1,
+        max_steps=steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+    trainer.fit(module, sr_batches(steps))
+    return trainer
+
+
+class Losses(pl.Callback):
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.values.append(outputs["loss"].item())
+
+
+def test_the_compiled_step_with_cuda_graphs_trains_as_the_eager_one():
+    """compile=reduce-overhead (Inductor's kernels, replayed as CUDA graphs) under Lightning:
+    3 SGD steps give the eager losses and weights (no TF32: both are fp32 to rounding)."""
+    runs = {}
+    for setting in (None, "reduce-overhead"):
+        torch._dynamo.reset()
+        module, losses = sr_module(optimizer=SGD, compile=setting), Losses()
+        fit_on_gpu(module, 3, callbacks=[losses])
+        runs[setting] = losses.values, {k: v.cpu() for k, v in module.net.state_dict().items()}
+    (eager_losses, eager), (losses, compiled) = runs[None], runs["reduce-overhead"]
+    assert losses == pytest.approx(eager_losses, rel=1e-5)
+    assert compiled.keys() == eager.keys()
+    for name, value in compiled.items():
+        torch.testing.assert_close(value, eager[name], rtol=0, atol=1e-5, msg=name)
+
+
+def test_a_nan_loss_on_the_gpu_is_read_at_the_next_log_step_and_named():
+    class PoisonAtStep1(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == 1:
+                with torch.no_grad():
+                    next(pl_module.parameters()).fill_(float("nan"))
+
+    module = sr_module(optimizer=SGD)
+    with pytest.raises(NonFiniteLossError, match="at step 1 "):
+        fit_on_gpu(module, 6, log_every_n_steps=4, callbacks=[PoisonAtStep1()])
+    assert module.trainer.global_step == 3  # read with the fourth step's log, not at step 1

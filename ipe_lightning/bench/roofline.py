@@ -1,0 +1,61 @@
+"""The compute roofline of a decode: the machine's measured GEMM peak over the work it does.
+
+``gemm_peak`` times ``torch.mm`` of the decoder's hidden-layer shape (16384 rows of 256 by
+256 x 256, one row block of :mod:`ipe_lightning.models.fast_decoder`); ``counted_flops`` counts
+the floating-point operations of the matrix products and convolutions a call runs (the kernel
+launches themselves, not a formula), so the count follows the code: the encoder, the projection
+convolution and every per-query product. ``roofline`` is the pixel rate that peak would give if
+nothing but those products ran, at that peak's speed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+GEMM_SHAPE = (16384, 256, 256)  # rows, inner, output: one row block of a 256-wide hidden layer
+
+
+def _inplace_addmm_flops(bias, first, second, *args, out_shape=None, **kwargs) -> int:
+    """``addmm_`` (the fast decoder accumulates in place); torch's counter has no entry for it."""
+    return 2 * first[0] * first[1] * second[1]
+
+
+def counted_flops(call: Callable[[], object]) -> int:
+    """Floating-point operations of every matrix product and convolution ``call`` runs (a
+    multiply-add counts 2)."""
+    counter = FlopCounterMode(
+        display=False, custom_mapping={torch.ops.aten.addmm_: _inplace_addmm_flops}
+    )
+    with counter:
+        call()
+    return int(counter.get_total_flops())
+
+
+def gemm_peak(device: torch.device, repeats: int = 30, dtype: torch.dtype = torch.float32) -> float:
+    """The best FLOP/s of ``torch.mm`` at :data:`GEMM_SHAPE` over ``repeats`` timed products."""
+    rows, inner, output = GEMM_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    left = torch.rand(rows, inner, generator=generator).to(device, dtype)
+    right = torch.rand(inner, output, generator=generator).to(device, dtype)
+    result = torch.empty(rows, output, device=device, dtype=dtype)
+    for _ in range(3):
+        torch.mm(left, right, out=result)
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        torch.mm(left, right, out=result)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * rows * inner * output / best
+
+
+def roofline(flops_per_pixel: float, peak_flops_per_s: float) -> float:
+    """Output pixels per second if the products ran at the GEMM peak and nothing else ran."""
+    return peak_flops_per_s / flops_per_pixel
