@@ -162,18 +162,18 @@ def test_optimizer_and_scheduler_are_whatever_the_config_names(configs):
     assert lrs == pytest.approx([0.1] * 3 + [0.01] * 3 + [0.001])
 
 
-def test_the_embedded_schedule_is_adam_halved_at_epochs_5_and_7(configs):
+def test_the_embedded_schedule_is_adam_halved_after_epochs_5_7_and_8(configs):
     configured = make_module(configs).configure_optimizers()
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     assert isinstance(optimizer, torch.optim.Adam)
     assert tuple(optimizer.param_groups[0]["betas"]) == (0.9, 0.999)
     assert optimizer.param_groups[0]["weight_decay"] == 0.0
     lrs = []
-    for _ in range(8):
+    for _ in range(9):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    assert lrs == pytest.approx([1e-3] * 5 + [5e-4] * 2 + [2.5e-4])
+    assert lrs == pytest.approx([1e-3] * 5 + [5e-4] * 2 + [2.5e-4, 1.25e-4])
 
 
 def test_training_without_an_optimizer_config_says_what_is_missing(configs):

@@ -32,7 +32,7 @@ def test_the_embedded_default_needs_no_root(tmp_path, monkeypatch):
     monkeypatch.delenv("IPE_DATA_ROOT", raising=False)
     module = data_module(f"data.cache_dir={tmp_path}")
     assert isinstance(module.images, BundledPhotos)
-    assert (module.inp_size, module.sample_q, module.seed) == (16, 256, 0)
+    assert (module.inp_size, module.sample_q, module.seed) == (12, 144, 0)
     module.check()
     assert module.test_set_names == [
         "sample/x2",
