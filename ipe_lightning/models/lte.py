@@ -48,7 +48,7 @@ def fourier_basis(theta: torch.Tensor) -> torch.Tensor:
 
 
 def integrated_fourier_basis(
-    theta: torch.Tensor, freq: torch.Tensor, radius: torch.Tensor
+    theta: torch.Tensor, freq: torch.Tensor, radius: torch.Tensor, damping_gradient: bool = True
 ) -> torch.Tensor:
     """:func:`fourier_basis` averaged over the box ``[c - r, c + r]`` (docs/method.md §2.10).
 
@@ -56,10 +56,13 @@ def integrated_fourier_basis(
     ``sinc(π f_y r_y) · sinc(π f_x r_x)`` (unnormalised sinc, real since the box is symmetric), so
     both halves of the basis are damped by it. ``torch.sinc(x)`` is ``sin(πx) / (πx)``, hence
     ``torch.sinc(f r)``. ``freq (..., K, 2)`` holds the pairs ``(f_y, f_x)``, ``radius (..., 2)``
-    the half-widths ``(r_y, r_x)`` in the units of ``c``.
+    the half-widths ``(r_y, r_x)`` in the units of ``c``. ``damping_gradient=False`` computes the
+    same values but passes no gradient from the damping back to ``freq`` (it still reaches ``freq``
+    through ``theta``).
     """
-    damping = torch.sinc(freq[..., 0] * radius[..., None, 0]) * torch.sinc(
-        freq[..., 1] * radius[..., None, 1]
+    damped = freq if damping_gradient else freq.detach()
+    damping = torch.sinc(damped[..., 0] * radius[..., None, 0]) * torch.sinc(
+        damped[..., 1] * radius[..., None, 1]
     )
     angle = math.pi * theta
     return torch.cat([torch.cos(angle) * damping, torch.sin(angle) * damping], dim=-1)
@@ -84,10 +87,21 @@ class PointBasis:
 
 @dataclass(frozen=True)
 class IntegratedBasis:
-    """IPE-LTE's basis: LTE's averaged over the query pixel ``[c - r, c + r]``."""
+    """IPE-LTE's basis: LTE's averaged over the query pixel ``[c - r, c + r]``.
+
+    ``damping_gradient`` (default off): whether the frequencies also learn through the damping
+    ``sinc(π f r)``. Off, they learn through ``θ`` alone, as LTE's do, and the damping follows
+    them, as IPE's follows its fixed frequencies. With the gradient on, Adam finds the shortcut of
+    raising every ``|f|`` until the damping silences the texture term: on the embedded schedule
+    (lr 1e-3) the mean ``|f|`` went from 0.19 to 4.6 in 20 steps and past 1e11 by step 320, the
+    MLP input fell to 1e-11 and the network stayed at its bilinear term (docs/method.md §2.10).
+    The values are the same either way, so checkpoints do not depend on it.
+    """
+
+    damping_gradient: bool = False
 
     def __call__(self, theta: torch.Tensor, freq: torch.Tensor, radius: torch.Tensor):
-        return integrated_fourier_basis(theta, freq, radius)
+        return integrated_fourier_basis(theta, freq, radius, self.damping_gradient)
 
 
 # ---------------------------------------------------------------- the bilinear LR term
