@@ -10,6 +10,7 @@ nothing but those products ran, at that peak's speed.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -59,3 +60,24 @@ def gemm_peak(device: torch.device, repeats: int = 30, dtype: torch.dtype = torc
 def roofline(flops_per_pixel: float, peak_flops_per_s: float) -> float:
     """Output pixels per second if the products ran at the GEMM peak and nothing else ran."""
     return peak_flops_per_s / flops_per_pixel
+
+
+def paired_ratios(
+    seconds: list[float], peaks: list[float], pixels: int, flops_per_pixel: float
+) -> list[float]:
+    """Per repeat, the decode's pixel rate over the roofline of the GEMM peak timed next to it.
+
+    Pairs, not the best of each: a shared machine's speed drifts within a run, and the best peak
+    and the best decode can come from different moments.
+    """
+    if len(seconds) != len(peaks) or not seconds:
+        raise ValueError(f"need one peak per decode time, got {len(peaks)} and {len(seconds)}")
+    return [
+        pixels / elapsed / roofline(flops_per_pixel, peak)
+        for elapsed, peak in zip(seconds, peaks, strict=True)
+    ]
+
+
+def median_ratio(ratios: list[float]) -> float:
+    """The median of :func:`paired_ratios`: the decode's share of the roofline this run."""
+    return statistics.median(ratios)

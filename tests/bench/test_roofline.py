@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import pytest
 import torch
 
 from ipe_lightning.bench import roofline
@@ -44,3 +45,13 @@ def test_the_gemm_peak_is_a_rate_and_the_roofline_divides_it():
     peak = roofline.gemm_peak(torch.device("cpu"), repeats=2)
     assert math.isfinite(peak) and peak > 1e8  # any CPU of the last decade does 0.1 GFLOP/s
     assert roofline.roofline(flops_per_pixel=2e6, peak_flops_per_s=peak) == peak / 2e6
+
+
+def test_each_decode_is_set_against_the_peak_timed_next_to_it():
+    # 1000 pixels of 2e6 FLOPs: at a 1e10 FLOP/s peak the roofline is 5000 px/s
+    ratios = roofline.paired_ratios([0.25, 0.5, 0.4], [1e10, 5e9, 1e10], 1000, 2e6)
+    # 4000 px/s of 5000; 2000 of 2500 (the machine was half as fast then); 2500 of 5000
+    assert ratios == pytest.approx([0.8, 0.8, 0.5])
+    assert roofline.median_ratio(ratios) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="one peak per decode time"):
+        roofline.paired_ratios([0.25, 0.5], [1e10], 1000, 2e6)

@@ -275,6 +275,30 @@ def test_integrated_basis_tends_to_the_point_basis_as_the_pixel_shrinks():
     assert torch.equal(integrated_fourier_basis(theta, freq, torch.zeros_like(radius)), point)
 
 
+def test_the_damping_passes_gradient_to_the_frequencies_only_when_asked():
+    theta, freq, radius = (
+        torch.tensor(a, requires_grad=True) for a in random_basis_inputs(4, n=6, pairs=3)
+    )
+    weights = torch.randn(6, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    grads = {}
+    for damping_gradient in (False, True):
+        basis = IntegratedBasis(damping_gradient=damping_gradient)
+        values = basis(theta, freq, radius)
+        grads[damping_gradient] = torch.autograd.grad(
+            (values * weights).sum(), (theta, freq), allow_unused=True, materialize_grads=True
+        )
+        assert torch.equal(values, integrated_fourier_basis(theta, freq, radius))  # same values
+    # here θ is an input of its own, so without the damping's gradient freq gets none at all
+    assert torch.equal(grads[False][1], torch.zeros_like(freq))
+    assert grads[True][1].abs().min() > 0
+    torch.testing.assert_close(grads[False][0], grads[True][0], rtol=0, atol=0)
+    # with it, the gradient is the damping's derivative (finite differences, float64)
+    assert torch.autograd.gradcheck(
+        lambda f: integrated_fourier_basis(theta.detach(), f, radius.detach(), True), (freq,)
+    )
+    assert IntegratedBasis() == IntegratedBasis(damping_gradient=False)  # the default
+
+
 def test_ipe_lte_equals_lte_for_a_vanishing_query_pixel():
     lte, ipe_lte = tiny_lte("lte"), tiny_lte("ipe_lte")
     ipe_lte.load_state_dict(lte.state_dict())
