@@ -1,7 +1,8 @@
 """The compute roofline of a decode: the machine's measured GEMM peak over the work it does.
 
 ``gemm_peak`` times ``torch.mm`` of the decoder's hidden-layer shape (16384 rows of 256 by
-256 x 256, one row block of :mod:`ipe_lightning.models.fast_decoder`); ``counted_flops`` counts
+256 x 256, one row block of :mod:`ipe_lightning.models.fast_decoder`) in bursts of one product,
+``gemm_rate`` over a stretch of products as long as a decode; ``counted_flops`` counts
 the floating-point operations of the matrix products and convolutions a call runs (the kernel
 launches themselves, not a formula), so the count follows the code: the encoder, the projection
 convolution and every per-query product. ``roofline`` is the pixel rate that peak would give if
@@ -36,8 +37,8 @@ def counted_flops(call: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def gemm_peak(device: torch.device, repeats: int = 30, dtype: torch.dtype = torch.float32) -> float:
-    """The best FLOP/s of ``torch.mm`` at :data:`GEMM_SHAPE` over ``repeats`` timed products."""
+def _gemm_operands(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """Left, right and output of a :data:`GEMM_SHAPE` product, warmed up."""
     rows, inner, output = GEMM_SHAPE
     generator = torch.Generator().manual_seed(0)
     left = torch.rand(rows, inner, generator=generator).to(device, dtype)
@@ -45,16 +46,49 @@ def gemm_peak(device: torch.device, repeats: int = 30, dtype: torch.dtype = torc
     result = torch.empty(rows, output, device=device, dtype=dtype)
     for _ in range(3):
         torch.mm(left, right, out=result)
+    return left, right, result
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+GEMM_FLOPS = 2 * GEMM_SHAPE[0] * GEMM_SHAPE[1] * GEMM_SHAPE[2]
+
+
+def gemm_peak(device: torch.device, repeats: int = 30, dtype: torch.dtype = torch.float32) -> float:
+    """The best FLOP/s of ``torch.mm`` at :data:`GEMM_SHAPE` over ``repeats`` timed products (a
+    burst: one product takes tens of milliseconds on a CPU)."""
+    left, right, result = _gemm_operands(device, dtype)
     best = float("inf")
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        _synchronize(device)
         start = time.perf_counter()
         torch.mm(left, right, out=result)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        _synchronize(device)
         best = min(best, time.perf_counter() - start)
-    return 2 * rows * inner * output / best
+    return GEMM_FLOPS / best
+
+
+def gemm_rate(
+    device: torch.device, seconds: float, dtype: torch.dtype = torch.float32, minimum: int = 3
+) -> float:
+    """The FLOP/s ``torch.mm`` at :data:`GEMM_SHAPE` sustains over ``seconds`` of products back to
+    back (at least ``minimum`` of them): the GEMM speed over as long a stretch as a decode, so
+    the machine's ups and downs in it average out as they do in the decode."""
+    left, right, result = _gemm_operands(device, dtype)
+    products = 0
+    _synchronize(device)
+    start = time.perf_counter()
+    while True:
+        torch.mm(left, right, out=result)
+        products += 1
+        if products >= minimum:
+            _synchronize(device)
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return GEMM_FLOPS * products / elapsed
 
 
 def roofline(flops_per_pixel: float, peak_flops_per_s: float) -> float:
@@ -65,9 +99,9 @@ def roofline(flops_per_pixel: float, peak_flops_per_s: float) -> float:
 def paired_ratios(
     seconds: list[float], peaks: list[float], pixels: int, flops_per_pixel: float
 ) -> list[float]:
-    """Per repeat, the decode's pixel rate over the roofline of the GEMM peak timed next to it.
+    """Per repeat, the decode's pixel rate over the roofline of the GEMM rate timed next to it.
 
-    Pairs, not the best of each: a shared machine's speed drifts within a run, and the best peak
+    Pairs, not the best of each: a shared machine's speed drifts within a run, and the best GEMM
     and the best decode can come from different moments.
     """
     if len(seconds) != len(peaks) or not seconds:

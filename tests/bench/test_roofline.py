@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from functools import partial
 
 import pytest
@@ -47,7 +48,19 @@ def test_the_gemm_peak_is_a_rate_and_the_roofline_divides_it():
     assert roofline.roofline(flops_per_pixel=2e6, peak_flops_per_s=peak) == peak / 2e6
 
 
-def test_each_decode_is_set_against_the_peak_timed_next_to_it():
+def test_the_sustained_gemm_rate_is_timed_over_the_stretch_asked_for():
+    start = time.perf_counter()
+    rate = roofline.gemm_rate(torch.device("cpu"), seconds=0.3)
+    assert time.perf_counter() - start >= 0.3
+    assert math.isfinite(rate) and rate > 1e8
+    # a stretch shorter than one product still times `minimum` products
+    start = time.perf_counter()
+    roofline.gemm_rate(torch.device("cpu"), seconds=0.0, minimum=3)
+    single = roofline.GEMM_FLOPS / roofline.gemm_peak(torch.device("cpu"), repeats=3)
+    assert time.perf_counter() - start >= 3 * single * 0.5
+
+
+def test_each_decode_is_set_against_the_gemm_timed_next_to_it():
     # 1000 pixels of 2e6 FLOPs: at a 1e10 FLOP/s peak the roofline is 5000 px/s
     ratios = roofline.paired_ratios([0.25, 0.5, 0.4], [1e10, 5e9, 1e10], 1000, 2e6)
     # 4000 px/s of 5000; 2000 of 2500 (the machine was half as fast then); 2500 of 5000
