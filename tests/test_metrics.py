@@ -338,6 +338,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # a few seconds of subprocesses; runs in make test-slow and CI
 def test_two_process_gloo_sync_equals_one_process(tmp_path):
     world_size = 2
     mp.spawn(_ddp_worker, args=(world_size, _free_port(), str(tmp_path)), nprocs=world_size)

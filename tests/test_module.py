@@ -234,6 +234,7 @@ def _gather_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # a few seconds of subprocesses; runs in make test-slow and CI
 def test_per_image_rows_are_gathered_from_every_rank_each_once(tmp_path):
     import socket
 

@@ -16,6 +16,7 @@ def test_missing_data_is_one_message_and_exit_2(tmp_path):
     assert "job failed: DatasetNotFoundError" in (tmp_path / "run.log").read_text()
 
 
+@pytest.mark.slow  # a few seconds of subprocesses; runs in make test-slow and CI
 def test_hydra_full_error_still_shows_the_traceback(tmp_path):
     done = run_script(
         "run.py",
@@ -37,6 +38,7 @@ def test_a_config_that_does_not_compose_exits_2(tmp_path, override, named):
     assert named in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # a few seconds of subprocesses; runs in make test-slow and CI
 def test_a_missing_checkpoint_exits_2_naming_it(tmp_path):
     done = run_script("run.py", ["mode=test", f"ckpt_path={tmp_path}/none.ckpt"], tmp_path / "r")
     assert done.returncode == 2, done.stderr

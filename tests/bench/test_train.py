@@ -22,6 +22,7 @@ SETTING_KEYS = {
 }
 
 
+@pytest.mark.slow  # a few seconds of subprocesses; runs in make test-slow and CI
 @pytest.mark.skipif(glibc_version() is None, reason="the allocator comparison runs on glibc")
 def test_train_benchmark_reports_both_comparisons_and_the_tuning_removes_faults(tmp_path, capsys):
     out = tmp_path / "train.json"

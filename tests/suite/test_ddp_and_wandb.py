@@ -39,6 +39,7 @@ def test_ddp_cpu_trains_in_one_directory_and_tests_like_one_process(tiny_hr_dir,
             )
 
 
+@pytest.mark.slow  # a few seconds of subprocesses; runs in make test-slow and CI
 def test_wandb_without_credentials_logs_offline_one_run_per_job(tiny_hr_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)

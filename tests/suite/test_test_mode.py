@@ -16,6 +16,7 @@ from ipe_lightning.models import LIIF, Cell, EDSRBaseline, PlainMLP
 from tests.support.runs import run_in_process, tiny_overrides
 
 
+@pytest.mark.slow  # a few seconds of subprocesses; runs in make test-slow and CI
 def test_mode_test_on_our_checkpoint_reproduces_the_training_runs_numbers(tiny_hr_dir, tmp_path):
     base = tiny_overrides(tiny_hr_dir, tmp_path / "cache")
     trained = run_in_process(base, tmp_path / "train")
