@@ -73,5 +73,5 @@ def ensemble_weights(rel_coords: list[torch.Tensor]) -> torch.Tensor:
     areas = torch.stack([(rel[..., 0] * rel[..., 1]).abs() + AREA_EPS for rel in rel_coords])
     if len(rel_coords) == 1:
         return torch.ones_like(areas)
-    opposite = areas[[3, 2, 1, 0]]
+    opposite = areas.flip(0)  # branch k (shift order of ensemble_shifts) faces branch 3 - k
     return opposite / opposite.sum(dim=0, keepdim=True)
