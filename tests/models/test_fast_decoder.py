@@ -124,8 +124,8 @@ def tiny_pair(config: dict, hidden=(16, 16, 16), n_feats: int = 4) -> tuple[LIIF
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
 def test_fast_decoder_outputs_and_gradients_equal_the_naive_decoder(config):
     # float64: in float32 the two summation orders put a pre-activation near 0 on different sides
-    # of a ReLU now and then (seen twice in about ten runs on a loaded machine, where the BLAS
-    # splits its sums differently: an LR gradient 3.9e-3 apart); in float64 that is out of reach
+    # of a ReLU now and then (seen twice in about ten runs on a loaded machine, presumably as the
+    # BLAS split its sums differently: an LR gradient 3.9e-3 apart); float64 puts that out of reach
     naive, fast = (net.double() for net in tiny_pair(config))
     generator = torch.Generator().manual_seed(1)
     lr = torch.rand(2, 3, *LR_SIZE, generator=generator, dtype=torch.float64) * 2 - 1
