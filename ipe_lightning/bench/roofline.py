@@ -18,7 +18,10 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ipe_lightning.bench._measure import synchronize
+
 GEMM_SHAPE = (16384, 256, 256)  # rows, inner, output: one row block of a 256-wide hidden layer
+GEMM_FLOPS = 2 * GEMM_SHAPE[0] * GEMM_SHAPE[1] * GEMM_SHAPE[2]
 
 
 def _inplace_addmm_flops(bias, first, second, *args, out_shape=None, **kwargs) -> int:
@@ -49,24 +52,16 @@ def _gemm_operands(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tens
     return left, right, result
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-GEMM_FLOPS = 2 * GEMM_SHAPE[0] * GEMM_SHAPE[1] * GEMM_SHAPE[2]
-
-
 def gemm_peak(device: torch.device, repeats: int = 30, dtype: torch.dtype = torch.float32) -> float:
     """The best FLOP/s of ``torch.mm`` at :data:`GEMM_SHAPE` over ``repeats`` timed products (a
     burst: one product takes tens of milliseconds on a CPU)."""
     left, right, result = _gemm_operands(device, dtype)
     best = float("inf")
     for _ in range(repeats):
-        _synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         torch.mm(left, right, out=result)
-        _synchronize(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return GEMM_FLOPS / best
 
@@ -79,13 +74,13 @@ def gemm_rate(
     the machine's ups and downs in it average out as they do in the decode."""
     left, right, result = _gemm_operands(device, dtype)
     products = 0
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     while True:
         torch.mm(left, right, out=result)
         products += 1
         if products >= minimum:
-            _synchronize(device)
+            synchronize(device)
             elapsed = time.perf_counter() - start
             if elapsed >= seconds:
                 return GEMM_FLOPS * products / elapsed
@@ -97,18 +92,20 @@ def roofline(flops_per_pixel: float, peak_flops_per_s: float) -> float:
 
 
 def paired_ratios(
-    seconds: list[float], peaks: list[float], pixels: int, flops_per_pixel: float
+    seconds: list[float], gemm_rates: list[float], pixels: int, flops_per_pixel: float
 ) -> list[float]:
     """Per repeat, the decode's pixel rate over the roofline of the GEMM rate timed next to it.
 
     Pairs, not the best of each: a shared machine's speed drifts within a run, and the best GEMM
     and the best decode can come from different moments.
     """
-    if len(seconds) != len(peaks) or not seconds:
-        raise ValueError(f"need one peak per decode time, got {len(peaks)} and {len(seconds)}")
+    if len(seconds) != len(gemm_rates) or not seconds:
+        raise ValueError(
+            f"need one GEMM rate per decode time, got {len(gemm_rates)} and {len(seconds)}"
+        )
     return [
-        pixels / elapsed / roofline(flops_per_pixel, peak)
-        for elapsed, peak in zip(seconds, peaks, strict=True)
+        pixels / elapsed / roofline(flops_per_pixel, rate)
+        for elapsed, rate in zip(seconds, gemm_rates, strict=True)
     ]
 
 

@@ -90,12 +90,9 @@ class IntegratedBasis:
     """IPE-LTE's basis: LTE's averaged over the query pixel ``[c - r, c + r]``.
 
     ``damping_gradient`` (default off): whether the frequencies also learn through the damping
-    ``sinc(π f r)``. Off, they learn through ``θ`` alone, as LTE's do, and the damping follows
-    them, as IPE's follows its fixed frequencies. With the gradient on, Adam finds the shortcut of
-    raising every ``|f|`` until the damping silences the texture term: on the embedded schedule
-    (lr 1e-3) the mean ``|f|`` went from 0.19 to 4.6 in 20 steps and past 1e11 by step 320, the
-    MLP input fell to 1e-11 and the network stayed at its bilinear term (docs/method.md §2.10).
-    The values are the same either way, so checkpoints do not depend on it.
+    ``sinc(π f r)``; off, they learn through ``θ`` alone, as LTE's do. With it on they ran away on
+    the embedded schedule and silenced the texture term (docs/method.md §2.10 has the
+    measurements). The values are the same either way, so checkpoints do not depend on it.
     """
 
     damping_gradient: bool = False

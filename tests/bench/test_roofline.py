@@ -66,5 +66,5 @@ def test_each_decode_is_set_against_the_gemm_timed_next_to_it():
     # 4000 px/s of 5000; 2000 of 2500 (the machine was half as fast then); 2500 of 5000
     assert ratios == pytest.approx([0.8, 0.8, 0.5])
     assert roofline.median_ratio(ratios) == pytest.approx(0.8)
-    with pytest.raises(ValueError, match="one peak per decode time"):
+    with pytest.raises(ValueError, match="one GEMM rate per decode time"):
         roofline.paired_ratios([0.25, 0.5], [1e10], 1000, 2e6)
