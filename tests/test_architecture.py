@@ -136,3 +136,58 @@ def readme_floors() -> list[tuple[int, str, list[list[str]]]]:
 
 def test_the_readme_layout_states_these_floors():
     assert readme_floors() == FLOORS
+
+
+def readme_layout_tree() -> str:
+    """The README's Layout tree: the first code block of its Layout section."""
+    layout = (REPO / "README.md").read_text().split("\n## Layout", 1)[1]
+    return layout.split("```", 2)[1]
+
+
+def test_the_readme_layout_names_every_module_and_config_choice():
+    """Every module of the package and every config group and choice appears in the Layout tree
+    (by name, without ``.py``/``.yaml``), so the tree cannot fall behind the package."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", readme_layout_tree()))
+    missing = []
+    for path in sorted((REPO / PACKAGE).rglob("*")):
+        if path.suffix == ".py" and path.stem not in ("__init__", "__main__"):
+            name = path.stem
+        elif path.is_dir() and path.name != "__pycache__":
+            name = path.name
+        else:
+            continue
+        if name not in words:
+            missing.append(str(path.relative_to(REPO)))
+    conf = REPO / "conf"
+    for group in sorted(p for p in conf.iterdir() if p.is_dir()):
+        choices = (
+            [group]
+            + sorted(group.glob("*.yaml"))
+            + sorted(p for p in group.iterdir() if p.is_dir())
+        )
+        for choice in choices:
+            if choice.stem not in words and group.name != "experiment":  # rows: by table
+                missing.append(str(choice.relative_to(REPO)))
+    assert not missing, f"name these in the README's Layout section: {missing}"
+
+
+def test_no_file_refers_to_the_tracker_or_to_documents_outside_the_repository():
+    """Comments, docs and configs point at docs/method.md, never at issue numbers or at a
+    "METHOD" file a user of the repository does not have."""
+    pattern = re.compile(r"(?i:\bissues?[ -]?#?\d)|\bMETHOD\b")
+    files = [
+        *(REPO / PACKAGE).rglob("*.py"),
+        *(REPO / "conf").rglob("*.yaml"),
+        *(REPO / "tests").rglob("*.py"),
+        *(REPO / "tests").rglob("*.sh"),
+        *(REPO / "docs").rglob("*.md"),
+        *(REPO / name for name in ("README.md", "Makefile", "run.py", "sweep.py")),
+    ]
+    hits = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in files
+        if path != Path(__file__).resolve()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not hits, "\n".join(hits)

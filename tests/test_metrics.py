@@ -266,12 +266,24 @@ def test_metric_accumulates_mean_over_all_images_across_updates(metric_class, pe
     )
 
 
-def test_metric_declares_protocol_properties():
-    for metric_class in (SRPSNR, SRSSIM):
-        assert metric_class.higher_is_better is True
-        assert metric_class.full_state_update is False
-        metric = metric_class()
-        assert metric._reductions["total"] is not None and metric._reductions["count"] is not None
+@pytest.mark.parametrize(
+    ("metric_class", "per_image"), [(SRPSNR, psnr_per_image), (SRSSIM, ssim_per_image)]
+)
+def test_forward_gives_the_batch_mean_and_merged_states_give_the_mean_over_both(
+    metric_class, per_image
+):
+    """``metric(batch)`` reports that batch alone while accumulating (no full-state update), and
+    the states of two metrics merge by summing: what the DDP sync of the test step relies on."""
+    sr, hr = _pair(batch=5)
+    first, second = metric_class(), metric_class()
+    torch.testing.assert_close(
+        first(sr[:2], hr[:2], shave=2, channel="y"),
+        per_image(sr[:2], hr[:2], shave=2, channel="y").mean(),
+    )
+    second.update(sr[2:], hr[2:], shave=2, channel="y")
+    first.merge_state(second)
+    torch.testing.assert_close(first.compute(), per_image(sr, hr, shave=2, channel="y").mean())
+    assert metric_class.higher_is_better  # checkpoint monitors read it: PSNR and SSIM rise
 
 
 def test_empty_metric_computes_nan():

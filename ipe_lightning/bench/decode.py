@@ -7,7 +7,7 @@
 Each case upsamples a random LR image with :func:`ipe_lightning.inference.upsample` (encoder
 included, default query chunks), EDSR-baseline encoder, random weights shared by both decoders.
 Runs alternate naive / fast so both see the same machine load; the speed-up is the ratio of the
-best times (and of the medians) of that one run. Issue 6 targets on a 2-core CPU: IPE-LIIF
+best times (and of the medians) of that one run. Our targets on a 2-core CPU: IPE-LIIF
 >= 3.5x at x4 (128^2 -> 512^2) and >= 4.5x at x12 (48^2 LR); LIIF (plain MLP) >= 1.5x.
 
 The roofline (:mod:`ipe_lightning.bench.roofline`): the FLOPs of every product the fast decode
@@ -17,7 +17,7 @@ pixel rate over the rate the GEMM sustained for as long as that decode took, jus
 (``roofline_ratios`` lists them): a shared machine's speed swings within seconds, and a decode
 of seconds averages the swings as the sustained GEMM does. ``roofline_ratio_peak`` sets the best
 decode against the best single-product GEMM burst of the run, the stricter and noisier measure.
-Issue 13 target on the CPU: >= 0.9.
+Our target on the CPU: >= 0.9.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Each case runs :func:`ipe_lightning.inference.upsample` with IPE-LIIF (EDSR-base
 weights) on a random LR image in a child process, which reports its own peak resident set size
 (Linux's ``VmHWM``; ``ru_maxrss`` from ``os.wait4`` elsewhere, which on Linux would also carry the
 parent's peak through ``exec``). Sizes are written
-width x height. Issue 6 targets: x4 of a 1020 x 678 LR (DIV2K x2 size) within 3 GiB; x2 of a
+width x height. Our targets: x4 of a 1020 x 678 LR (DIV2K x2 size) within 3 GiB; x2 of a
 2126 x 1463 photo within 4 GiB with tiling. With ``--device cuda`` the child also reports the
 peak of GPU memory that torch allocated (``torch.cuda.max_memory_allocated``).
 """

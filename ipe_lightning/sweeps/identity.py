@@ -21,7 +21,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
+
+from ipe_lightning.configs import plain
 
 # data.*: how images are loaded or validated, not which ones train the network.
 DATA_NOT_TRAINING = (
@@ -66,25 +68,19 @@ def training_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     data = cfg.get("data") or {}
     trainer = cfg.get("trainer") or {}
     callbacks = {
-        name: _plain(spec)
+        name: plain(spec)
         for name, spec in (cfg.get("callbacks") or {}).items()
         if spec and not str(spec.get("_target_", "")).startswith(OBSERVING_CALLBACKS)
     }
     return {  # resolved part by part: the rest (hydra.*, paths.*) may not resolve outside a run
-        "net": _plain((cfg.get("model") or {}).get("net")),
-        "data": {k: _plain(data[k]) for k in data if k not in DATA_NOT_TRAINING},
-        "optimizer": _plain(cfg.get("optimizer")),
-        "scheduler": _plain(cfg.get("scheduler")),
-        "trainer": {k: _plain(trainer[k]) for k in trainer if k in TRAINER_TRAINING},
-        "seed": _plain(cfg.get("seed")),
+        "net": plain((cfg.get("model") or {}).get("net")),
+        "data": {k: plain(data[k]) for k in data if k not in DATA_NOT_TRAINING},
+        "optimizer": plain(cfg.get("optimizer")),
+        "scheduler": plain(cfg.get("scheduler")),
+        "trainer": {k: plain(trainer[k]) for k in trainer if k in TRAINER_TRAINING},
+        "seed": plain(cfg.get("seed")),
         **({"callbacks": callbacks} if callbacks else {}),  # absent: identities stay as they were
     }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 def canonical_json(value: Any) -> str:

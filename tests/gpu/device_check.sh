@@ -6,7 +6,7 @@
 #   SITE=.gpu_site OUT=/tmp/gpu bash tests/gpu/device_check.sh
 #   CHECKS="train_ipe_liif train_liif" bash tests/gpu/device_check.sh   # only these
 #
-# Checks, in this order (the training step of issue #13 first):
+# Checks, in this order (the GPU training step first):
 #   train_ipe_liif      bench train, IPE-LIIF, fp32, then bf16 autocast: naive and fast eager,
 #                       fast with fused Adam, compiled (default) and compiled with CUDA graphs
 #                       (reduce-overhead); samples/s at batch 16, host syncs per step, and GPU
