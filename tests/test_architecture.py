@@ -160,11 +160,8 @@ def test_the_readme_layout_names_every_module_and_config_choice():
             missing.append(str(path.relative_to(REPO)))
     conf = REPO / "conf"
     for group in sorted(p for p in conf.iterdir() if p.is_dir()):
-        choices = (
-            [group]
-            + sorted(group.glob("*.yaml"))
-            + sorted(p for p in group.iterdir() if p.is_dir())
-        )
+        subgroups = sorted(p for p in group.iterdir() if p.is_dir())
+        choices = [group, *sorted(group.glob("*.yaml")), *subgroups]
         for choice in choices:
             if choice.stem not in words and group.name != "experiment":  # rows: by table
                 missing.append(str(choice.relative_to(REPO)))

@@ -95,3 +95,8 @@ class RequeueCheckpoint(pl.Callback):
     def _hand_over(self, signum: int, frame: FrameType | None) -> None:
         if callable(self._previous):
             self._previous(signum, frame)  # submitit: requeue and sys.exit on rank 0
+        elif self._previous in (None, signal.SIG_DFL):
+            # No handler before ours (a plain `srun` job, not submitit's): what the signal would
+            # have done without us, i.e. USR2's default action, terminating the process.
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)

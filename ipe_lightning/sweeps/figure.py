@@ -1,16 +1,19 @@
 """``sweep.py figure``: the paper's qualitative comparison (its Figures 1 and 5) from a sweep.
 
     python sweep.py figure <sweep_dir> [image=NAME] [crop=[top,left,side]] [scales=[4,12,30]]
-                                       [set=NAME] [variants=[job,...]] [out=PATH_STEM]
+                                       [set=NAME] [variants=[row,...]] [out=PATH_STEM]
 
 One row per scale: the whole HR image with the zoom box, then the same crop of bicubic, of each
 finished variant and of HR, with the PSNR of the crop under each (the set's channel, no shave:
-the crop is the region measured). Each variant is the job's own network (the checkpoint its
-``metrics.json`` records) run on the image of the job's evaluation set, so the LR is the one the
-table measured (the provided LR files at x2-x4 of DIV2K). Without ``crop=``, the crop is the
-window where the variants' crop PSNRs differ most, summed over the rows (with one variant: where
-it differs most from bicubic); the caption and the console say which. Writes
-``<sweep_dir>/figure_<set>_<image>.{pdf,png}``; a debug sweep's figure says so on the image.
+the crop is the region measured). One column per table row, labelled as in the table; of a row
+run with several seeds the lowest finished seed is shown and the caption says so (``seed 0 of
+2``). ``variants=`` takes row names (``table4_liif``) or job names (``table4_liif_seed-1``: that
+seed). Each variant is the job's own network (the checkpoint its ``metrics.json`` records) run
+on the image of the job's evaluation set, so the LR is the one the table measured (the provided
+LR files at x2-x4 of DIV2K). Without ``crop=``, the crop is the window where the variants' crop
+PSNRs differ most, summed over the rows (with one variant: where it differs most from bicubic);
+the caption and the console say which. Writes ``<sweep_dir>/figure_<set>_<image>.{pdf,png}``; a
+debug sweep's figure says so on the image.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import math
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +32,9 @@ import torch.nn.functional as F
 
 from ipe_lightning.results import FINISHED, read_record
 from ipe_lightning.runtime.examples import debug_note
+from ipe_lightning.sweeps.layout import RowSpec, TableLayout
 from ipe_lightning.sweeps.report import Manifest, read_manifest
+from ipe_lightning.sweeps.table import split_seed
 
 DEFAULT_SCALES = (4.0, 12.0, 30.0)
 MAX_AUTO_CROP = 120  # pixels: the paper's zooms are small regions of the image
@@ -41,12 +47,15 @@ class FigureError(ValueError):
 
 @dataclass(frozen=True)
 class Variant:
-    """A finished job of the sweep: its name, its table label and its checkpoint."""
+    """A finished job of the sweep shown for its table row: the job's name, the row's label, the
+    job's checkpoint and, for a row run with several seeds, which seed of how many."""
 
     name: str
     label: str
     checkpoint: Path
     overrides: tuple[str, ...]
+    seed: int | None = None  # None: the sweep ran without seeds=[...]
+    seeds: int = 1  # the row's jobs, one per seed
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,71 @@ def _as_image(image: torch.Tensor) -> Any:
     return image[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().float().numpy()
 
 
+# Geometry in inches, so that the figure is as tall as its panels and their captions: a grid
+# sized by fractions leaves the aspect-locked images floating in empty bands.
+TILE = 1.55  # the height of every panel
+GAP = 0.08  # between panels of a row
+MARGINS = {"left": 0.6, "right": 0.08, "top": 0.08, "bottom": 0.06}  # left: the ×scale labels
+LABEL_PT, TITLE_PT, DEBUG_PT, CAPTION_PT = 8, 10, 11, 7
+LINE = 1.3 / 72  # inches per point of font size: one line of text with its leading
+CHAR = 0.55 / 72  # inches per point: the average width of a DejaVu Sans character
+
+
+def _wrap(text: str, inches: float, points: float) -> str:
+    """``text`` wrapped to ``inches`` at ``points``, at spaces only (never inside a name)."""
+    width = max(8, int(inches / (CHAR * points)))
+    return textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
+
+
+def _tile_caption(
+    label: str, image: torch.Tensor, row: FigureRow, box: Sequence[int], inches: float
+) -> str:
+    if label == "HR":
+        return "HR"  # the reference: no PSNR of its own
+    value = crop_psnr(image, row.hr, box, row.channel)
+    measure = f"{value:.2f} dB" if math.isfinite(value) else "exact"
+    return f"{_wrap(label, inches, LABEL_PT)}\n{measure}"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where everything goes, in inches: the panels' widths (every panel is ``TILE`` high), the
+    band under each row for its captions, the header (title, debug note), the footer (caption)."""
+
+    widths: tuple[float, ...]
+    rows: int
+    label_band: float
+    header: float
+    footer: float
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """The figure's (width, height): its margins, panels and texts, no empty band."""
+        panels = sum(self.widths) + GAP * (len(self.widths) - 1)
+        height = self.header + self.rows * (TILE + self.label_band) + self.footer
+        return MARGINS["left"] + panels + MARGINS["right"], height
+
+
+def _lines(text: str) -> int:
+    return text.count("\n") + 1 if text else 0
+
+
+def _geometry(
+    widths: Sequence[float],
+    rows: int,
+    captions: Sequence[str],
+    title: str,
+    debug: bool,
+    caption: str,
+) -> Geometry:
+    label_band = max(_lines(text) for text in captions) * LABEL_PT * LINE
+    label_band += 0.08  # the labels' pad under the panel and a little air before the next row
+    header = MARGINS["top"] + _lines(title) * TITLE_PT * LINE + (DEBUG_PT * LINE if debug else 0)
+    header += 0.1  # between the texts and the panels
+    footer = MARGINS["bottom"] + _lines(caption) * CAPTION_PT * LINE
+    return Geometry(tuple(widths), rows, label_band, header, footer)
+
+
 def draw_figure(
     rows: Sequence[FigureRow],
     box: Sequence[int],
@@ -127,64 +201,90 @@ def draw_figure(
     caption: str = "",
     debug: str | None = None,
 ) -> Any:
-    """The matplotlib figure: one row per scale, [HR with the zoom box | crops ... | HR crop]."""
+    """The matplotlib figure: one row per scale, [HR with the zoom box | crops ... | HR crop],
+    exactly as tall as its panels, their captions, the title and the caption."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on clusters
     import matplotlib.pyplot as plt
+
+    _, _, height, width = box
+    tiles = [[*row.images.items(), ("HR", row.hr)] for row in rows]
+    widths = [TILE * rows[0].hr.shape[-1] / rows[0].hr.shape[-2]]
+    widths += [TILE * width / height] * len(tiles[0])  # panels exactly the images' shapes
+    captions = [
+        [_tile_caption(label, image, row, box, widths[1]) for label, image in row_tiles]
+        for row, row_tiles in zip(rows, tiles, strict=True)
+    ]
+    text_width = MARGINS["left"] + sum(widths) + GAP * (len(widths) - 1)
+    title = _wrap(title, text_width, TITLE_PT) if title else ""
+    caption = _wrap(caption, text_width, CAPTION_PT) if caption else ""
+    flat = [text for line in captions for text in line]
+    geometry = _geometry(widths, len(rows), flat, title, bool(debug), caption)
+    figure_width, figure_height = geometry.size
+    figure = plt.figure(figsize=geometry.size)
+    grid = figure.add_gridspec(
+        len(rows),
+        len(widths),
+        width_ratios=widths,
+        left=MARGINS["left"] / figure_width,
+        right=1 - MARGINS["right"] / figure_width,
+        top=1 - geometry.header / figure_height,
+        bottom=(geometry.footer + geometry.label_band) / figure_height,
+        wspace=GAP / (sum(widths) / len(widths)),  # a fraction of the mean panel width
+        hspace=geometry.label_band / TILE,  # a fraction of the panel height
+    )
+    for index, (row, row_tiles, row_captions) in enumerate(zip(rows, tiles, captions, strict=True)):
+        axes = [figure.add_subplot(grid[index, column]) for column in range(len(widths))]
+        _draw_row(axes, row, row_tiles, row_captions, box, last=index == len(rows) - 1)
+    _draw_texts(figure, geometry, title, debug, caption)
+    return figure
+
+
+def _draw_row(
+    axes: Sequence[Any],
+    row: FigureRow,
+    tiles: Sequence[tuple[str, torch.Tensor]],
+    captions: Sequence[str],
+    box: Sequence[int],
+    *,
+    last: bool,
+) -> None:
     from matplotlib.patches import Rectangle
 
     top, left, height, width = box
-    columns = ["HR", *rows[0].images, "HR"]
-    aspect = rows[0].hr.shape[-1] / rows[0].hr.shape[-2]
-    ratios = [aspect, *([1.0] * (len(columns) - 1))]  # every row as tall as its crops
-    cell = 1.55
-    figure, axes = plt.subplots(
-        len(rows),
-        len(columns),
-        figsize=(cell * sum(ratios), cell * 1.6 * len(rows) + 1.0),
-        gridspec_kw={"width_ratios": ratios},
-        squeeze=False,
-    )
-    for row, row_axes in zip(rows, axes, strict=True):
-        whole = row_axes[0]
-        whole.imshow(_as_image(row.hr), interpolation="lanczos")
-        whole.add_patch(
-            Rectangle(
-                (left - 0.5, top - 0.5), width, height, fill=False, edgecolor="red", linewidth=1.2
-            )
-        )
-        whole.set_ylabel(f"×{row.scale:g}", fontsize=12, rotation=0, labelpad=18, va="center")
-        if row is rows[-1]:
-            whole.set_xlabel("HR (whole)", fontsize=8)
-        tiles = [*row.images.items(), ("HR", row.hr)]
-        for axis, (label, image) in zip(row_axes[1:], tiles, strict=True):
-            crop = image[..., top : top + height, left : left + width]
-            axis.imshow(_as_image(crop), interpolation="nearest")
-            if label == "HR":
-                measure = "PSNR (dB)"
-            else:
-                value = crop_psnr(image, row.hr, box, row.channel)
-                measure = f"{value:.2f} dB" if math.isfinite(value) else "exact"
-            axis.set_xlabel(f"{textwrap.fill(label, 24)}\n{measure}", fontsize=8)
-        for axis in row_axes:
-            axis.set_xticks([])
-            axis.set_yticks([])
-    inches = figure.get_figheight()
-    top = 1.0
+    whole = axes[0]
+    whole.imshow(_as_image(row.hr), interpolation="lanczos")
+    zoom = Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="red")
+    whole.add_patch(zoom)
+    whole.set_ylabel(f"×{row.scale:g}", fontsize=12, rotation=0, labelpad=18, va="center")
+    if last:
+        whole.set_xlabel("HR (whole)", fontsize=LABEL_PT)
+    for axis, (_, image), text in zip(axes[1:], tiles, captions, strict=True):
+        crop = image[..., top : top + height, left : left + width]
+        axis.imshow(_as_image(crop), interpolation="nearest")
+        axis.set_xlabel(text, fontsize=LABEL_PT)
+    for axis in axes:
+        axis.set_xticks([])
+        axis.set_yticks([])
+
+
+def _draw_texts(
+    figure: Any, geometry: Geometry, title: str, debug: str | None, caption: str
+) -> None:
+    height = geometry.size[1]
+    y = 1 - MARGINS["top"] / height
     if title:
-        figure.suptitle(textwrap.fill(title, 120), fontsize=10, y=1 - 0.08 / inches, va="top")
-        top -= 0.35 / inches
+        figure.suptitle(title, fontsize=TITLE_PT, y=y, va="top")
+        y -= _lines(title) * TITLE_PT * LINE / height
     if debug:
+        note = debug_note(debug)
         figure.text(
-            0.5, top - 0.06 / inches, debug_note(debug), color="red", fontsize=11, ha="center",
-            va="top", weight="bold",
-        )  # fmt: skip
-        top -= 0.3 / inches
+            0.5, y, note, color="red", fontsize=DEBUG_PT, ha="center", va="top", weight="bold"
+        )
     if caption:
-        figure.text(0.5, 0.005, textwrap.fill(caption, 150), ha="center", va="bottom", fontsize=7)
-    figure.tight_layout(rect=(0, 0.45 / inches, 1, top))
-    return figure
+        bottom = MARGINS["bottom"] / height
+        figure.text(0.5, bottom, caption, ha="center", va="bottom", fontsize=CAPTION_PT)
 
 
 def save_figure(figure: Any, stem: str | Path) -> tuple[Path, Path]:
@@ -218,41 +318,103 @@ def checkpoint_of(job_dir: Path, record: Mapping[str, Any]) -> Path | None:
     return None
 
 
+def _row_label(spec: RowSpec) -> str:
+    return f"{spec.group}: {spec.label}" if spec.group else spec.label
+
+
+def _jobs_by_row(manifest: Manifest, layout: TableLayout) -> dict[str, list[str]]:
+    """Row (variant) → its jobs, lowest seed first; rows in table order, then rows the table
+    does not list. ``<variant>_seed-<n>`` jobs are one row, as in the table."""
+    jobs: dict[str, list[str]] = {}
+    for name in manifest.job_names:
+        jobs.setdefault(split_seed(name)[0], []).append(name)
+    for names in jobs.values():
+        names.sort(key=lambda name: split_seed(name)[1] or 0)
+    order = [v for v in layout.variants if v in jobs] + [
+        v for v in jobs if v not in layout.variants
+    ]
+    return {row: jobs[row] for row in order}
+
+
+def _picks(
+    jobs_by_row: Mapping[str, list[str]], wanted: Sequence[str] | None
+) -> dict[str, list[list[str]]]:
+    """Row → its picks, rows in table order; a pick is a list of jobs of which the first that
+    finished is shown: a row name picks all the row's seeds, a job name that job."""
+    if not wanted:
+        return {row: [jobs] for row, jobs in jobs_by_row.items()}
+    picks: dict[str, list[list[str]]] = {}
+    for name in wanted:
+        row = name if name in jobs_by_row else split_seed(name)[0]
+        if name != row and name not in jobs_by_row.get(row, []):
+            jobs = [job for names in jobs_by_row.values() for job in names]
+            raise FigureError(
+                f"variant {name!r} is neither a row nor a job of this sweep; "
+                f"rows: {list(jobs_by_row)}; jobs: {jobs}"
+            )
+        picks.setdefault(row, []).append(jobs_by_row[row] if name == row else [name])
+    return {row: picks[row] for row in jobs_by_row if row in picks}
+
+
 def finished_variants(
     sweep_dir: Path, manifest: Manifest, wanted: Sequence[str] | None = None
 ) -> list[Variant]:
-    """The finished jobs with a checkpoint, in table order (``wanted``: only those jobs)."""
+    """One variant per table row, in table order: the row's lowest finished seed with a
+    checkpoint (``wanted``: only those rows, or those jobs; module doc)."""
     from ipe_lightning.sweeps.report import results_from_dir
 
     results = results_from_dir(sweep_dir, manifest.job_names)
     layout = manifest.table_layout(results)
-    labels = {
-        spec.variant: f"{spec.group}: {spec.label}" if spec.group else spec.label
-        for spec in layout.rows
-        if spec.kind == "job"
-    }
+    labels = {spec.variant: _row_label(spec) for spec in layout.rows if spec.kind == "job"}
     overrides = {job["name"]: tuple(job.get("overrides") or ()) for job in manifest.jobs}
-    names = [v for v in layout.variants if v in overrides] + [
-        n for n in manifest.job_names if n not in labels
-    ]
-    if wanted:
-        unknown = sorted(set(wanted) - set(names))
-        if unknown:
-            raise FigureError(f"variants {unknown} are not jobs of this sweep: {names}")
-        names = [n for n in names if n in wanted]
+    jobs_by_row = _jobs_by_row(manifest, layout)
     variants = []
-    for name in names:
-        record = read_record(sweep_dir / name) or {}
-        if record.get("status") != FINISHED:
-            continue
-        checkpoint = checkpoint_of(sweep_dir / name, record)
-        if checkpoint is None:
-            print(f"[figure] {name}: finished but no checkpoint found; left out", file=sys.stderr)
-            continue
-        variants.append(Variant(name, labels.get(name, name), checkpoint, overrides[name]))
+    for row, picks in _picks(jobs_by_row, wanted).items():
+        checkpoints = {name: _finished_checkpoint(sweep_dir / name) for name in jobs_by_row[row]}
+        shown = [
+            next((name for name in pick if checkpoints[name] is not None), None) for pick in picks
+        ]
+        shown = [name for name in jobs_by_row[row] if name in shown]  # in seed order, once
+        for name in shown:
+            seed = split_seed(name)[1]
+            label = labels.get(row, row)
+            if len(shown) > 1:  # two seeds of one row side by side: tell them apart
+                label += f" (seed {seed})"
+            variant = Variant(
+                name, label, checkpoints[name], overrides[name], seed, len(jobs_by_row[row])
+            )
+            variants.append(variant)
     if not variants:
         raise FigureError(f"no finished job with a checkpoint in {sweep_dir}")
     return variants
+
+
+def _finished_checkpoint(job_dir: Path) -> Path | None:
+    record = read_record(job_dir) or {}
+    if record.get("status") != FINISHED:
+        return None
+    checkpoint = checkpoint_of(job_dir, record)
+    if checkpoint is None:
+        print(
+            f"[figure] {job_dir.name}: finished but no checkpoint found; left out", file=sys.stderr
+        )
+    return checkpoint
+
+
+def seeds_shown(variants: Sequence[Variant]) -> str:
+    """Which seed the columns show, for the caption: ``""`` without seeds, else the seed most
+    rows show (``"seed 0 of 2"``) and, in brackets, the rows that show another seed."""
+    seeded = [(v.seed, v.seeds) for v in variants if v.seed is not None]
+    if not seeded:
+        return ""
+    counts = Counter(seeded)
+    common = min(counts, key=lambda shown: (-counts[shown], shown))  # a tie: the lower seed
+    others = [
+        f"{v.label}: seed {v.seed} of {v.seeds}"
+        for v in variants
+        if v.seed is not None and (v.seed, v.seeds) != common
+    ]
+    return f"seed {common[0]} of {common[1]}" + (f" ({'; '.join(others)})" if others else "")
 
 
 def eval_items(
@@ -386,9 +548,11 @@ def make_figure(
             f"crop {list(box)} does not fit the image ({height}x{width} at every scale)"
         )
     channel = rows[0].channel.upper() if rows[0].channel == "y" else "RGB"
+    seeds = seeds_shown(chosen)
+    networks = f"each job's {chosen[0].checkpoint.name}" + (f", {seeds}" if seeds else "")
     caption = (
         f"{set_name} image {name}; crop top={box[0]}, left={box[1]}, {box[2]}x{box[3]} HR pixels "
-        f"({how}); PSNR of the crop on {channel}. Networks: each job's {chosen[0].checkpoint.name}."
+        f"({how}); PSNR of the crop on {channel}. Networks: {networks}."
     )
     debug = manifest.debug  # the debug=... the jobs ran with
     figure = draw_figure(rows, box, title=manifest.title, caption=caption, debug=debug)

@@ -1,9 +1,10 @@
 """``psnr_vs_scale.{png,pdf}``: PSNR gain over bicubic against scale, one line per variant.
 
-Every variant has its own marker and line style (variants a few hundredths of a dB apart must not
-hide one another), error bars (± one standard deviation) where it has several seeds, and the
-paper's curve, where the paper has the row, dashed in the variant's colour. A debug run's plot
-says so across it.
+Every variant has its own colour, marker and line style, and is moved a little along the scale
+axis (variants a few hundredths of a dB apart must not hide one another), error bars (± one
+standard deviation, small caps) where it has several seeds, and the paper's curve, where the paper
+has the row, dashed and thinner in the variant's colour and marker. One legend for all panels,
+right of them; a debug run's plot says so across it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ipe_lightning.sweeps.table import Table
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
 LINE_STYLES = ("-", (0, (5, 1)), "-.", (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)))
+DODGE = 0.008  # decades of scale between neighbouring variants (1.9 %): ×3 and ×4 are 0.125 apart
 
 Results = Mapping[str, JobResult | Sequence[JobResult]]
 
@@ -97,66 +99,107 @@ def gain_curves(table: Table, results: Results) -> dict[str, dict[str, list[tupl
 
 
 def style(index: int) -> dict[str, Any]:
-    """Marker and line style of the ``index``-th variant: no two of the first 60 share both."""
+    """Colour, marker and line style of the ``index``-th variant: no two of the first 60 share
+    marker and line style (colours repeat after 10)."""
     return {
+        "color": f"C{index % 10}",
         "marker": MARKERS[index % len(MARKERS)],
         "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
     }
 
 
+def dodged(scales: Sequence[float], index: int, count: int) -> list[float]:
+    """``scales`` moved a little along the log axis, the ``index``-th of ``count`` variants to its
+    own side, so that equal gains (and their error bars) do not hide one another."""
+    factor = 10 ** (DODGE * (index - (count - 1) / 2))
+    return [scale * factor for scale in scales]
+
+
+def _draw_series(
+    axis: Any, line: GainSeries, index: int, count: int, look: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Our curve (hollow markers, ± std bars with small caps under them) and the paper's (same
+    colour and marker, small and filled, dashed and thinner); ``{legend label: handle}``."""
+    scales, means, stds, counts = zip(*line.points, strict=True)
+    seeds = max(counts)
+    label = line.label + (f" (n = {seeds} seeds, ± std)" if seeds > 1 else "")
+    ours = axis.errorbar(
+        dodged(scales, index, count),
+        means,
+        yerr=stds if seeds > 1 else None,
+        capsize=1.5,
+        elinewidth=0.8,
+        markersize=6,
+        markerfacecolor="none",
+        linewidth=1.5,
+        label=label,
+        **look,
+    )
+    for bar in ours.lines[2]:
+        bar.set_alpha(0.6)  # the bars stay legible without covering the markers
+    handles = {label: ours}
+    if line.paper:
+        paper_scales, paper_gains = zip(*line.paper, strict=True)
+        (paper,) = axis.plot(
+            dodged(paper_scales, index, count),
+            paper_gains,
+            color=look["color"],
+            marker=look["marker"],
+            markersize=3.5,
+            linestyle="--",
+            linewidth=0.9,
+            label=f"{line.label} (paper)",
+        )
+        handles[paper.get_label()] = paper
+    return handles
+
+
+def _decorate(axis: Any, set_name: str, lines: Sequence[GainSeries]) -> None:
+    axis.set_xscale("log")
+    ticks = sorted({p[0] for line in lines for p in line.points})
+    axis.set_xticks(ticks, [f"×{s:g}" for s in ticks])
+    axis.minorticks_off()
+    axis.axhline(0.0, color="grey", linewidth=0.8)
+    axis.set_title(set_name)
+    axis.set_xlabel("scale")
+    axis.set_ylabel("PSNR − bicubic PSNR (dB)")
+    axis.grid(alpha=0.3)
+
+
 def draw_psnr_gain(table: Table, results: Results, *, debug: str | None = None) -> Any:
-    """The matplotlib figure of :func:`plot_psnr_gain` (one panel per set)."""
+    """The matplotlib figure of :func:`plot_psnr_gain`: one panel per set, one legend for all,
+    right of the panels (14 entries inside the axes would cover the curves)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on clusters
     import matplotlib.pyplot as plt
 
     series = gain_series(table, results)
+    labels = list(dict.fromkeys(line.label for lines in series.values() for line in lines))
+    looks = {label: style(index) for index, label in enumerate(labels)}  # alike in every panel
     panels = max(len(series), 1)
-    figure, axes = plt.subplots(1, panels, figsize=(max(5.5 * panels, 8), 4.8), squeeze=False)
+    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels + 3.5, 4.8), squeeze=False)
+    handles: dict[str, Any] = {}
     for axis, (set_name, lines) in zip(axes[0], series.items(), strict=False):
         for index, line in enumerate(lines):
-            scales, means, stds, counts = zip(*line.points, strict=True)
-            seeds = max(counts)
-            label = line.label + (f" (n = {seeds} seeds, ± std)" if seeds > 1 else "")
-            drawn = axis.errorbar(
-                scales,
-                means,
-                yerr=stds if seeds > 1 else None,
-                capsize=3 if seeds > 1 else 0,
-                markersize=6,
-                markerfacecolor="none",
-                label=label,
-                **style(index),
-            )
-            if line.paper:
-                paper_scales, paper_gains = zip(*line.paper, strict=True)
-                axis.plot(
-                    paper_scales,
-                    paper_gains,
-                    color=drawn.lines[0].get_color(),
-                    linestyle="--",
-                    linewidth=0.9,
-                    alpha=0.7,
-                    label=f"{line.label} (paper)",
-                )
-        axis.set_xscale("log")
-        ticks = sorted({p[0] for line in lines for p in line.points})
-        axis.set_xticks(ticks, [f"×{s:g}" for s in ticks])
-        axis.minorticks_off()
-        axis.axhline(0.0, color="grey", linewidth=0.8)
-        axis.set_title(set_name)
-        axis.set_xlabel("scale")
-        axis.set_ylabel("PSNR − bicubic PSNR (dB)")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize="x-small", ncol=2 if len(lines) > 4 else 1)
-    if not series:
+            handles |= _draw_series(axis, line, index, len(lines), looks[line.label])
+        _decorate(axis, set_name, lines)
+    if handles:
+        axes[0][-1].legend(
+            handles.values(),
+            handles.keys(),
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            borderaxespad=0.0,
+            fontsize="x-small",
+        )
+    else:
         axes[0][0].text(0.5, 0.5, "no finished jobs yet", ha="center", va="center")
         axes[0][0].set_axis_off()
     figure.suptitle(textwrap.fill(table.layout.title or "PSNR gain over bicubic", 90))
     if debug:  # along the bottom, in red
         figure.text(0.5, 0.01, debug_note(debug), color="red", weight="bold", ha="center")
-    figure.tight_layout(rect=(0, 0.05 if debug else 0, 1, 1))
+    figure.tight_layout(rect=(0, 0.05 if debug else 0, 1, 1))  # makes room for the legend
     return figure
 
 

@@ -35,7 +35,8 @@ def step_of(path) -> int:
 @pytest.fixture
 def other_filesystem_and_full_disk(monkeypatch):
     """Renames across directories fail as across filesystems (EXDEV), so a move is a copy; and
-    the copy runs out of disk space a third of the way, as a real full disk did (6.7 of 24.7 MB written)."""
+    the copy runs out of disk space a third of the way, as a real full disk did (6.7 of 24.7 MB
+    written)."""
     real_rename, real_replace = os.rename, os.replace
 
     def same_directory_only(real):

@@ -14,9 +14,11 @@ from ipe_lightning.sweeps.figure import (
     crop_psnr,
     draw_figure,
     figure_command,
+    finished_variants,
     most_different_crop,
     parse_crop,
     save_figure,
+    seeds_shown,
 )
 
 
@@ -81,6 +83,33 @@ def test_one_row_per_scale_with_every_crop_labelled_and_a_debug_mark(tmp_path):
     assert not any("DEBUG" in text.get_text() for text in plain.texts)
 
 
+def inches_between(lower, upper, figure) -> float:
+    """Inches from the top of ``lower``'s box to the bottom of ``upper``'s (negative: overlap)."""
+    return (upper.y0 - lower.y1) / figure.dpi
+
+
+def test_the_figure_is_as_tall_as_its_panels_and_texts_with_no_empty_band():
+    rows = rows_with_one_region_that_differs()
+    caption = "div2k image 0801; crop top=36, left=6 " * 8  # a caption of several lines
+    figure = draw_figure(rows, (36, 6, 24, 24), title="Table 4", caption=caption, debug="tiny")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    title, note, under = (text.get_window_extent(renderer) for text in figure.texts)
+    top_panel = max((axis.get_window_extent(renderer) for axis in figure.axes), key=lambda b: b.y1)
+    last_labels = [axis.xaxis.label.get_window_extent(renderer) for axis in figure.axes[-5:]]
+    lowest_label = min(last_labels, key=lambda b: b.y0)
+    assert inches_between(note, title, figure) > 0
+    assert 0 < inches_between(top_panel, note, figure) < 0.25
+    assert 0 < inches_between(under, lowest_label, figure) < 0.25
+    assert under.y0 > 0 and title.y1 < figure.bbox.y1, "nothing cut at the edges"
+
+
+def test_the_hr_tile_is_captioned_hr_without_a_psnr():
+    figure = draw_figure(rows_with_one_region_that_differs(), (36, 6, 24, 24))
+    hr_tiles = [axis.get_xlabel() for axis in figure.axes[4::5]]
+    assert hr_tiles == ["HR", "HR", "HR"]
+
+
 def test_the_checkpoint_is_found_where_the_record_says_or_beside_a_moved_job(tmp_path):
     job = tmp_path / "moved" / "job"
     (job / "checkpoints").mkdir(parents=True)
@@ -90,21 +119,25 @@ def test_the_checkpoint_is_found_where_the_record_says_or_beside_a_moved_job(tmp
     assert checkpoint_of(job, {"checkpoints": {}}) is None
 
 
-def fake_sweep(sweep_dir, data_root, jobs):
+def fake_sweep(sweep_dir, data_root, jobs, failed=()):
     """A sweep directory whose finished jobs hold untrained networks (the figure only needs a
-    network per job and the job's evaluation set)."""
+    network per job and the job's evaluation set); ``<experiment>_seed-<n>`` jobs run that
+    experiment with that seed, as ``seeds=[...]`` sweeps name them; ``failed`` jobs failed."""
     from hydra.utils import instantiate
 
     from ipe_lightning.configs import plain
     from ipe_lightning.sweeps.launch import compose_job, hydra_session
+    from ipe_lightning.sweeps.table import split_seed
     from tests.support.runs import CONF_DIR
 
     manifest_jobs = []
     with hydra_session(CONF_DIR) as hydra:
-        for seed, name in enumerate(jobs):
-            overrides = [f"experiment={name}", "debug=tiny", f"data.root={data_root}"]
+        for index, name in enumerate(jobs):
+            experiment, seed = split_seed(name)
+            overrides = [f"experiment={experiment}", "debug=tiny", f"data.root={data_root}"]
+            overrides += [f"seed={seed}"] if seed is not None else []
             cfg = compose_job(hydra, overrides)
-            torch.manual_seed(seed)
+            torch.manual_seed(index)
             network = instantiate(plain(cfg.model.net), _convert_="all")
             checkpoints = sweep_dir / name / "checkpoints"
             checkpoints.mkdir(parents=True)
@@ -117,7 +150,7 @@ def fake_sweep(sweep_dir, data_root, jobs):
             )
             record = {
                 "version": 1,
-                "status": "finished",
+                "status": "failed" if name in failed else "finished",
                 "overrides": overrides,
                 "checkpoints": {"best": None, "last": str(checkpoints / "last.ckpt")},
                 "metrics": {"div2k/x4": {"psnr": 1.0, "ssim": 0.1}},
@@ -158,3 +191,61 @@ def test_the_figure_of_a_sweep_uses_each_jobs_network_on_its_eval_image(
     assert "crop top=8, left=8, 16x16 HR pixels (given)" in capsys.readouterr().out
     assert figure_command([str(sweep_dir), "image=nope"]) == 2
     assert "image='nope' is not in the set" in capsys.readouterr().err
+
+
+SEEDED = [f"{row}_seed-{seed}" for row in ("table4_liif", "table4_ipe_liif_l10") for seed in (0, 1)]
+LIIF, L10 = "LIIF (paper: Table 1)", "IPE-LIIF: L = 10 (ours, default)"  # the table's labels
+
+
+@pytest.fixture(scope="module")
+def seeded_sweep(tmp_path_factory, tiny_data_root):
+    """Two rows run with seeds [0, 1]; the LIIF row's seed 0 failed."""
+    from ipe_lightning.sweeps.report import read_manifest
+
+    sweep_dir = tmp_path_factory.mktemp("seeded") / "sweep"
+    fake_sweep(sweep_dir, tiny_data_root, SEEDED, failed={"table4_liif_seed-0"})
+    return sweep_dir, read_manifest(sweep_dir)
+
+
+def shown(variants) -> list[tuple[str, str, int | None, int]]:
+    return [(v.name, v.label, v.seed, v.seeds) for v in variants]
+
+
+def test_a_seeded_sweep_shows_one_column_per_row_its_lowest_finished_seed(seeded_sweep):
+    variants = finished_variants(*seeded_sweep)
+    assert shown(variants) == [
+        ("table4_liif_seed-1", LIIF, 1, 2),  # seed 0 failed
+        ("table4_ipe_liif_l10_seed-0", L10, 0, 2),
+    ]
+    assert seeds_shown(variants) == f"seed 0 of 2 ({LIIF}: seed 1 of 2)"  # a tie: the lower
+
+
+def test_variants_takes_row_names_and_job_names(seeded_sweep):
+    by_row = finished_variants(*seeded_sweep, ["table4_ipe_liif_l10"])
+    assert shown(by_row) == [("table4_ipe_liif_l10_seed-0", L10, 0, 2)]
+    by_job = finished_variants(*seeded_sweep, ["table4_ipe_liif_l10_seed-1"])
+    assert shown(by_job) == [("table4_ipe_liif_l10_seed-1", L10, 1, 2)]
+    both = finished_variants(*seeded_sweep, [f"table4_ipe_liif_l10_seed-{n}" for n in (1, 0)])
+    assert [v.label for v in both] == [f"{L10} (seed 0)", f"{L10} (seed 1)"]
+    with pytest.raises(ValueError, match="neither a row nor a job"):
+        finished_variants(*seeded_sweep, ["table4_liif_seed-7"])
+
+
+def test_the_figure_of_a_seeded_sweep_labels_columns_by_row_and_names_the_seed(
+    seeded_sweep, tmp_path, capsys, monkeypatch
+):
+    import ipe_lightning.sweeps.figure as figure_module
+
+    drawn = []
+    save = figure_module.save_figure
+    monkeypatch.setattr(
+        figure_module, "save_figure", lambda f, stem: drawn.append(f) or save(f, stem)
+    )
+    sweep_dir, _ = seeded_sweep
+    out = f"out={tmp_path / 'figure'}"
+    arguments = [str(sweep_dir), "scales=[4]", "variants=[table4_ipe_liif_l10]", out]
+    assert figure_command(arguments) == 0
+    assert "Networks: each job's last.ckpt, seed 0 of 2." in capsys.readouterr().out
+    (figure,) = drawn
+    labels = [axis.get_xlabel().split("\n")[0] for axis in figure.axes]
+    assert labels == ["HR (whole)", "bicubic", "IPE-LIIF: L = 10 (ours,", "HR"]

@@ -45,8 +45,8 @@ def all_seven_finished():
 def test_every_variant_has_its_own_marker_and_line_style(table4):
     assert len({(style(i)["marker"], str(style(i)["linestyle"])) for i in range(60)}) == 60
     figure = draw_psnr_gain(table4, all_seven_finished())
-    ours = [line for line in figure.axes[0].get_lines() if line.get_marker() not in ("None", "")]
-    assert len(ours) == 7  # paper curves have no markers
+    ours = [container.lines[0] for container in figure.axes[0].containers]
+    assert len(ours) == 7
     assert len({line.get_marker() for line in ours}) == 7
     assert len({str(style(i)["linestyle"]) for i in range(5)}) == 5
 
@@ -89,3 +89,43 @@ def test_unfinished_seeds_are_left_out(table4):
     failed = dataclasses.replace(finished({2: 10.0}), status="failed")
     (series,) = gain_series(table4, {"table4_liif": [finished({2: 34.0}), failed]})["div2k"]
     assert series.points[0][3] == 1
+
+
+def seven_with_seeds():
+    """Every Table 4 row with two seeds of the same results: curves and bars coincide."""
+    return {name: [result, result] for name, result in all_seven_finished().items()}
+
+
+def test_the_legend_sits_right_of_the_panels_not_over_the_curves(table4):
+    figure = draw_psnr_gain(table4, seven_with_seeds(), debug="tiny")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (legend,) = [axis.get_legend() for axis in figure.axes if axis.get_legend()]
+    assert len(legend.get_texts()) == 14  # our 7 curves and the paper's 7
+    box = legend.get_window_extent(renderer)
+    assert not any(box.overlaps(axis.get_window_extent(renderer)) for axis in figure.axes)
+    assert figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1, "the legend is not cut off"
+
+
+def test_each_paper_curve_has_its_variants_colour_and_marker_dashed_and_thinner(table4):
+    axis = draw_psnr_gain(table4, seven_with_seeds()).axes[0]
+    ours = {c.get_label().split(" (n = ")[0]: c.lines[0] for c in axis.containers}
+    paper = {line.get_label().removesuffix(" (paper)"): line for line in axis.get_lines()}
+    paper = {label: line for label, line in paper.items() if label in ours}
+    assert len(paper) == 7
+    assert len({line.get_color() for line in ours.values()}) == 7
+    for label, line in paper.items():
+        assert line.get_color() == ours[label].get_color()
+        assert line.get_marker() == ours[label].get_marker()
+        assert line.get_linestyle() == "--"
+        assert line.get_linewidth() < ours[label].get_linewidth()
+
+
+def test_equal_curves_stay_apart_with_small_caps_on_their_error_bars(table4):
+    axis = draw_psnr_gain(table4, seven_with_seeds()).axes[0]
+    drawn_at = [container.lines[0].get_xdata() for container in axis.containers]  # x2, x3, x4...
+    at_x3, at_x4 = [x[1] for x in drawn_at], [x[2] for x in drawn_at]
+    assert len(set(at_x3)) == 7, "seven equal gains at x3 drawn side by side, not on one point"
+    assert max(at_x3) < 4 * 0.9 and min(at_x4) > 3 * 1.1, "x3 and x4 stay apart on the axis"
+    caps = [cap for container in axis.containers for cap in container.lines[1]]
+    assert caps and all(cap.get_markersize() <= 3 for cap in caps)

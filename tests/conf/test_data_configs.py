@@ -55,25 +55,25 @@ def test_sample_scales_may_be_non_integer_and_per_axis(tmp_path):
     assert (item["channel"], item["shave"]) == ("y", 3)
 
 
-def test_div2k_paper_settings(data_root, monkeypatch):
+def test_div2k_paper_settings(tiny_data_root, monkeypatch):
     monkeypatch.delenv("IPE_DATA_ROOT", raising=False)
-    module = data_module("data=div2k", "eval=div2k", f"data.root={data_root}")
+    module = data_module("data=div2k", "eval=div2k", f"data.root={tiny_data_root}")
     assert (module.scale_min, module.scale_max, module.inp_size) == (1.0, 4.0, 48)
     assert (module.sample_q, module.repeat, module.batch_size) == (2304, 20, 16)
     assert (module.val_first_k, module.val_repeat) == (10, 160)
-    assert isinstance(module.images, DIV2K) and module.images.root == str(data_root)
+    assert isinstance(module.images, DIV2K) and module.images.root == str(tiny_data_root)
     (spec,) = module.eval_sets.values()
     assert isinstance(spec["images"], DIV2K)
     assert (spec["channel"], spec["shave"], spec["images"].root) == (
         "rgb",
         "scale_plus_6",
-        str(data_root),
+        str(tiny_data_root),
     )
     assert spec["scales"] == [2, 3, 4, 6, 12, 18, 24, 30]
 
 
-def test_data_root_comes_from_the_environment_variable(data_root, monkeypatch, tmp_path):
-    monkeypatch.setenv("IPE_DATA_ROOT", str(data_root))
+def test_data_root_comes_from_the_environment_variable(tiny_data_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("IPE_DATA_ROOT", str(tiny_data_root))
     module = data_module(
         "data=div2k",
         "eval=div2k",
@@ -81,13 +81,13 @@ def test_data_root_comes_from_the_environment_variable(data_root, monkeypatch, t
         f"data.cache_dir={tmp_path}",
         "eval.scales=[2,3,4,6,12,18,24,30]",
     )
-    assert module.root == str(data_root)
+    assert module.root == str(tiny_data_root)
     module.check()
     assert module.test_set_names[-1] == "div2k/x30" and len(module.train_paths) == 3
 
 
-def test_paper_evaluation_is_div2k_and_the_four_benchmarks(data_root, tmp_path):
-    module = data_module("eval=paper", f"data.root={data_root}", f"data.cache_dir={tmp_path}")
+def test_paper_evaluation_is_div2k_and_the_four_benchmarks(tiny_data_root, tmp_path):
+    module = data_module("eval=paper", f"data.root={tiny_data_root}", f"data.cache_dir={tmp_path}")
     names = module.test_set_names
     assert [name.split("/")[0] for name in names] == ["div2k"] * 8 + [
         s for s in ("set5", "set14", "b100", "urban100") for _ in range(5)
@@ -98,9 +98,12 @@ def test_paper_evaluation_is_div2k_and_the_four_benchmarks(data_root, tmp_path):
     assert (item["channel"], item["shave"]) == ("y", 3)
 
 
-def test_benchmarks_scales_override_applies_to_every_set(data_root, tmp_path):
+def test_benchmarks_scales_override_applies_to_every_set(tiny_data_root, tmp_path):
     module = data_module(
-        "eval=benchmarks", "eval.scales=[4]", f"data.root={data_root}", f"data.cache_dir={tmp_path}"
+        "eval=benchmarks",
+        "eval.scales=[4]",
+        f"data.root={tiny_data_root}",
+        f"data.cache_dir={tmp_path}",
     )
     assert module.test_set_names == ["set5/x4", "set14/x4", "b100/x4", "urban100/x4"]
 
@@ -136,26 +139,26 @@ def test_folder_training_takes_train_and_val_dirs(hr_folder, tmp_path):
     assert [p.name for p in module.train_paths] == ["a.png", "b.jpg", "c.bmp"]
 
 
-def test_a_set_joins_an_eval_config_by_name(data_root, tmp_path):
+def test_a_set_joins_an_eval_config_by_name(tiny_data_root, tmp_path):
     module = data_module(
         "eval=div2k",
         "eval.scales=[2]",
         "+eval/sets@eval.sets.set5=set5",
         "+eval.benchmark_scales=[4]",
-        f"data.root={data_root}",
+        f"data.root={tiny_data_root}",
         f"data.cache_dir={tmp_path}",
     )
     assert module.test_set_names == ["div2k/x2", "set5/x4"]
 
 
-def test_paper_evaluation_has_a_scale_list_per_protocol_and_no_shared_one(data_root, tmp_path):
+def test_paper_evaluation_has_a_scale_list_per_protocol_and_no_shared_one(tiny_data_root, tmp_path):
     from hydra.errors import ConfigCompositionException
 
     module = data_module(
         "eval=paper",
         "eval.div2k_scales=[3]",
         "eval.benchmark_scales=[2]",
-        f"data.root={data_root}",
+        f"data.root={tiny_data_root}",
         f"data.cache_dir={tmp_path}",
     )
     assert module.test_set_names == ["div2k/x3", "set5/x2", "set14/x2", "b100/x2", "urban100/x2"]
