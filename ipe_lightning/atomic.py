@@ -104,3 +104,11 @@ def write_text_atomic(path: str | os.PathLike, text: str, **open_kwargs: Any) ->
     """Write ``text`` to ``path`` with :func:`atomic_open`."""
     with atomic_open(path, "w", **open_kwargs) as handle:
         handle.write(text)
+
+
+def savefig_atomic(figure: Any, path: str | os.PathLike, **savefig: Any) -> None:
+    """A matplotlib ``figure.savefig`` to ``path`` through :func:`atomic_open`, in the format its
+    suffix names (``.png``, ``.pdf``): a kill or a full disk never leaves a torn picture."""
+    path = Path(path)
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format=path.suffix.lstrip("."), **savefig)

@@ -12,12 +12,15 @@ import ipe_lightning.bench as package
 def available() -> list[str]:
     """The benchmark modules in this package: those with ``main(argv) -> int`` (``roofline`` is a
     helper of ``decode``, not a benchmark of its own)."""
-    return sorted(
+    names = [
         info.name
         for info in pkgutil.iter_modules(package.__path__)
-        if not info.ispkg
-        and not info.name.startswith("_")
-        and callable(getattr(importlib.import_module(f"{package.__name__}.{info.name}"), "main", None))
+        if not info.ispkg and not info.name.startswith("_")
+    ]
+    return sorted(
+        name
+        for name in names
+        if callable(getattr(importlib.import_module(f"{package.__name__}.{name}"), "main", None))
     )
 
 

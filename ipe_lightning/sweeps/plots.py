@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ipe_lightning.atomic import savefig_atomic
 from ipe_lightning.results import FINISHED, JobResult
 from ipe_lightning.runtime.examples import debug_note
 from ipe_lightning.sweeps.table import Table
@@ -211,6 +212,6 @@ def plot_psnr_gain(
 
     figure = draw_psnr_gain(table, results, debug=debug)
     path = Path(path)
-    figure.savefig(path, dpi=120)
-    figure.savefig(path.with_suffix(".pdf"))
+    savefig_atomic(figure, path, dpi=120)
+    savefig_atomic(figure, path.with_suffix(".pdf"))
     plt.close(figure)

@@ -1,4 +1,5 @@
-"""``sweep.py figure``: the paper-style qualitative comparison from a sweep's own networks."""
+"""``sweep.py figure``: which networks, image and crop the paper-style comparison shows, from a
+sweep's own jobs (the drawing: test_figure_drawing.py)."""
 
 from __future__ import annotations
 
@@ -7,35 +8,16 @@ import json
 import pytest
 import torch
 
-from ipe_lightning.metrics import psnr_per_image
 from ipe_lightning.sweeps.figure import (
-    FigureRow,
     checkpoint_of,
-    crop_psnr,
-    draw_figure,
     figure_command,
     finished_variants,
     most_different_crop,
     parse_crop,
-    save_figure,
     seeds_shown,
 )
-
-
-def noisy(hr: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return (hr + sigma * torch.randn(hr.shape, generator=generator)).clamp(0, 1)
-
-
-def rows_with_one_region_that_differs(scales=(4.0, 12.0, 30.0)) -> list[FigureRow]:
-    hr = torch.rand(1, 3, 96, 80, generator=torch.Generator().manual_seed(0))
-    rows = []
-    for index, scale in enumerate(scales):
-        worse = noisy(hr, 0.05, 10 + index)
-        worse[..., 40:60, 10:30] = 0  # the variants differ here only
-        images = {"bicubic": noisy(hr, 0.1, index), "A": noisy(hr, 0.05, 20 + index), "B": worse}
-        rows.append(FigureRow(scale, hr, images))
-    return rows
+from ipe_lightning.sweeps.figure_drawing import FigureRow
+from tests.support.figures import noisy, rows_with_one_region_that_differs
 
 
 def test_without_a_crop_the_window_where_the_variants_differ_most_is_chosen():
@@ -52,62 +34,11 @@ def test_with_one_variant_the_crop_is_where_it_differs_most_from_bicubic():
     assert most_different_crop(rows, 16) == (0, 48, 16, 16)
 
 
-def test_the_psnr_under_a_crop_is_that_of_the_crop():
-    hr = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(2))
-    sr = noisy(hr, 0.1, 3)
-    expected = psnr_per_image(sr[..., 5:25, 8:18], hr[..., 5:25, 8:18], shave=0, channel="y")
-    assert crop_psnr(sr, hr, (5, 8, 20, 10), "y") == pytest.approx(float(expected))
-
-
 def test_crop_option():
     assert parse_crop("[10,20,32]") == (10, 20, 32, 32)
     assert parse_crop("[10,20,32,16]") == (10, 20, 32, 16)
     with pytest.raises(ValueError, match="crop"):
         parse_crop("[1,2]")
-
-
-def test_one_row_per_scale_with_every_crop_labelled_and_a_debug_mark(tmp_path):
-    rows = rows_with_one_region_that_differs()
-    box = (36, 6, 24, 24)
-    figure = draw_figure(rows, box, title="Table 4", caption="crop chosen", debug="tiny")
-    axes = figure.axes
-    assert len(axes) == 3 * 5  # [whole | bicubic | A | B | HR] per scale
-    assert [axes[5 * i].get_ylabel() for i in range(3)] == ["×4", "×12", "×30"]
-    psnr_b = crop_psnr(rows[1].images["B"], rows[1].hr, box, "rgb")
-    assert axes[5 + 3].get_xlabel() == f"B\n{psnr_b:.2f} dB"
-    assert axes[0].patches, "the zoom box is drawn on the whole image"
-    assert any("DEBUG RUN (debug=tiny)" in text.get_text() for text in figure.texts)
-    pdf, png = save_figure(figure, tmp_path / "figure")
-    assert pdf.read_bytes()[:5] == b"%PDF-" and png.read_bytes()[:4] == b"\x89PNG"
-    plain = draw_figure(rows, box, title="Table 4")
-    assert not any("DEBUG" in text.get_text() for text in plain.texts)
-
-
-def inches_between(lower, upper, figure) -> float:
-    """Inches from the top of ``lower``'s box to the bottom of ``upper``'s (negative: overlap)."""
-    return (upper.y0 - lower.y1) / figure.dpi
-
-
-def test_the_figure_is_as_tall_as_its_panels_and_texts_with_no_empty_band():
-    rows = rows_with_one_region_that_differs()
-    caption = "div2k image 0801; crop top=36, left=6 " * 8  # a caption of several lines
-    figure = draw_figure(rows, (36, 6, 24, 24), title="Table 4", caption=caption, debug="tiny")
-    figure.canvas.draw()
-    renderer = figure.canvas.get_renderer()
-    title, note, under = (text.get_window_extent(renderer) for text in figure.texts)
-    top_panel = max((axis.get_window_extent(renderer) for axis in figure.axes), key=lambda b: b.y1)
-    last_labels = [axis.xaxis.label.get_window_extent(renderer) for axis in figure.axes[-5:]]
-    lowest_label = min(last_labels, key=lambda b: b.y0)
-    assert inches_between(note, title, figure) > 0
-    assert 0 < inches_between(top_panel, note, figure) < 0.25
-    assert 0 < inches_between(under, lowest_label, figure) < 0.25
-    assert under.y0 > 0 and title.y1 < figure.bbox.y1, "nothing cut at the edges"
-
-
-def test_the_hr_tile_is_captioned_hr_without_a_psnr():
-    figure = draw_figure(rows_with_one_region_that_differs(), (36, 6, 24, 24))
-    hr_tiles = [axis.get_xlabel() for axis in figure.axes[4::5]]
-    assert hr_tiles == ["HR", "HR", "HR"]
 
 
 def test_the_checkpoint_is_found_where_the_record_says_or_beside_a_moved_job(tmp_path):
