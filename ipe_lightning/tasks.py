@@ -15,27 +15,22 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ipe_lightning import results
 from ipe_lightning.configs import plain
-from ipe_lightning.errors import (
-    MissingFileError,
-    SettingError,
-    describe,
-    one_line,
-    traceback_tail,
-)
+from ipe_lightning.errors import MissingFileError, SettingError, describe, traceback_tail
 from ipe_lightning.models import load_network, read_checkpoint
 from ipe_lightning.module import SRModule
 from ipe_lightning.predict import PredictionError, input_files, predict_files, report
 from ipe_lightning.results import git_commit, metrics_by_loader
+from ipe_lightning.runtime import ddp
 from ipe_lightning.runtime import resume as runtime_resume
 from ipe_lightning.runtime.checkpoints import INTERRUPTED_EXIT, Interrupted, stop_on_interrupt
 from ipe_lightning.runtime.ddp import ddp_job_scope
-from ipe_lightning.runtime.lock import run_directory_lock
+from ipe_lightning.runtime.lock import is_global_rank_zero, run_directory_lock
 from ipe_lightning.runtime.log import get_logger
 from ipe_lightning.runtime.loggers import (
     build_loggers,
@@ -109,12 +104,19 @@ def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
 
 @dataclass
 class Job:
-    """One job of ``train``/``test``: its config, its start, and its trainer once built (the
-    record of a job that failed before has step 0 and no checkpoints)."""
+    """One job of ``train``/``test``: its config, its start, its trainer once built (the record
+    of a job that failed before has step 0 and no checkpoints), and which rank of which launch
+    this process is (``runtime/ddp.py``: read before Lightning sets its own variables)."""
 
     cfg: DictConfig
     started: float = field(default_factory=time.time)
     trainer: pl.Trainer | None = None
+    rank: str = field(default_factory=ddp.rank_name)
+    launch: str = field(default_factory=ddp.launch_id)
+
+    def writes_the_record(self) -> bool:
+        """Global rank 0 writes ``metrics.json``; the other ranks leave their errors to it."""
+        return self.trainer.is_global_zero if self.trainer else is_global_rank_zero()
 
 
 def write_per_image(job: Job, module: SRModule) -> None:
@@ -127,14 +129,17 @@ def write_record(
     job: Job, status: str, tested: Any = None, error: BaseException | None = None
 ) -> dict[str, Any]:
     """Write ``metrics.json`` (rank 0 only, stamped with the schema version) and return it; a
-    failed job's record has its ``error`` and the tail of its ``traceback``."""
+    failed job's record has its ``error`` and the tail of its ``traceback``, those of the rank
+    that failed first (:func:`failure_fields`). Another rank leaves its error to rank 0."""
     cfg, trainer = job.cfg, job.trainer
     record = {
         "status": status,
-        "mode": str(cfg.mode),
-        "model": str(cfg.model.get("name", "")),
-        "run_name": str(cfg.get("run_name", "")),
-        "tags": list(cfg.get("tags") or []),
+        # A record of a failure must not fail on the setting that caused it: those that do not
+        # resolve are left empty.
+        "mode": str(readable(cfg, "mode", "")),
+        "model": str(readable(cfg, "model.name", "")),
+        "run_name": str(readable(cfg, "run_name", "")),
+        "tags": [str(tag) for tag in readable(cfg, "tags", None) or []],
         "overrides": overrides(),
         "git_commit": git_commit(),
         "wall_time_s": round(time.time() - job.started, 1),
@@ -142,12 +147,46 @@ def write_record(
         "checkpoints": checkpoint_paths(trainer) if trainer else {},
         "metrics": metrics_by_loader(tested or []),
     }
+    output_dir = cfg.paths.output_dir
+    own = None
     if error is not None:
-        record["error"] = describe(error)
-        record["traceback"] = traceback_tail(error)
-    if trainer is None or trainer.is_global_zero:
-        return results.write_record(cfg.paths.output_dir, record)
-    return record
+        own = ddp.RankError(
+            job.rank, job.launch, time.time(), describe(error), traceback_tail(error)
+        )
+    if not job.writes_the_record():
+        if own is not None:
+            ddp.write_rank_error(output_dir, own)
+        return {**record, **failure_fields(own, [])} if own else record
+    if own is not None:
+        record.update(failure_fields(own, ddp.rank_errors(output_dir, job.launch)))
+    written = results.write_record(output_dir, record)
+    ddp.clear_rank_errors(output_dir)  # told (or of a run that is over)
+    return written
+
+
+def failure_fields(own: ddp.RankError, others: list[ddp.RankError]) -> dict[str, Any]:
+    """The ``error`` and ``traceback`` of a failed record: this rank's own, or, when other ranks
+    failed too, the first failure's (the cause: the others are often its side effects, such as
+    a collective that timed out waiting for the dead rank), each error prefixed with its rank and
+    the later ones listed as ``secondary_errors``."""
+    if not others:
+        return {"error": own.error, "traceback": own.traceback}
+    first, *later = sorted([own, *others], key=lambda failed: failed.time)
+    return {
+        "error": f"{first.rank}: {first.error}",
+        "traceback": first.traceback,
+        "secondary_errors": [f"{failed.rank}: {failed.error}" for failed in later],
+    }
+
+
+def readable(cfg: DictConfig, key: str, default: Any) -> Any:
+    """``cfg.<key>`` resolved (containers as plain lists and dicts), or ``default`` when it is
+    absent or does not resolve."""
+    try:
+        value = OmegaConf.select(cfg, key, default=default)
+        return plain(value) if isinstance(value, DictConfig | ListConfig) else value
+    except Exception:
+        return default
 
 
 @contextlib.contextmanager
@@ -166,27 +205,39 @@ def recorded_failure(job: Job) -> Iterator[None]:
         write_record(job, "preempted")
         raise SystemExit(143) from None
     except Exception as error:
-        write_record(job, "failed", error=error)
-        log_failure(error)
+        record = write_record(job, "failed", error=error)
+        log_failure(record["error"], error)
         raise
 
 
-def log_failure(error: BaseException) -> None:
-    """The error in one line on the console and in the job's log file, its traceback in the log
-    file only: under a sweep's launcher nothing else would log it, and ``run.py`` keeps the
-    console to one message for a user error."""
-    log.error("job failed: %s", one_line(error))
-    record = log.makeRecord(
-        log.name,
-        logging.ERROR,
-        __file__,
-        0,
-        "traceback of the failure:",
-        (),
-        (type(error), error, error.__traceback__),
+def log_failure(told: str, error: BaseException) -> None:
+    """``told`` (the record's error) in one line in the job's log file, and ``error``'s traceback.
+
+    On the console, the line only in a sweep's job, where nothing else tells it while the sweep
+    runs; ``run.py`` tells the console itself (its one message for a user error, Hydra's
+    traceback for a bug), so there the line would say it twice."""
+    line = "job failed: " + (told.strip().splitlines() or [""])[0]
+    if ddp.multirun_job_dir() is not None:
+        log.error("%s", line)  # console and log file
+    else:
+        _to_log_files(log.makeRecord(log.name, logging.ERROR, __file__, 0, line, (), None))
+    _to_log_files(
+        log.makeRecord(
+            log.name,
+            logging.ERROR,
+            __file__,
+            0,
+            "traceback of the failure:",
+            (),
+            (type(error), error, error.__traceback__),
+        )
     )
+
+
+def _to_log_files(record: logging.LogRecord) -> None:
     for handler in _file_handlers(log):
-        handler.handle(record)
+        if record.levelno >= handler.level:
+            handler.handle(record)
 
 
 def _file_handlers(logger: logging.Logger) -> list[logging.FileHandler]:
@@ -237,10 +288,27 @@ def finish(job: Job, tested: Any) -> dict[str, Any]:
     return record
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    job = Job(cfg)
-    pl.seed_everything(cfg.seed, workers=True)
-    with isolated_wandb_run(), recorded_failure(job):
+def check_settings(cfg: DictConfig) -> None:
+    """Refuse what no part of a job checks before it is used: an unknown ``mode``, and a ``seed``
+    that is not a whole number (``seed_everything`` and the data module would fail on it with a
+    message naming neither). Preflight (``sweeps/preflight.py``) checks these too."""
+    if cfg.mode not in TASKS:
+        raise SettingError(f"unknown mode={cfg.mode!r}; choose one of {sorted(TASKS)}")
+    seed = cfg.get("seed")
+    if cfg.mode != "predict" and not _whole_number(seed):
+        raise SettingError(f"seed={seed}: a seed is a whole number (seed=0)")
+
+
+def _whole_number(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lstrip("-").isdigit()
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def train(job: Job) -> dict[str, Any]:
+    cfg = job.cfg
+    pl.seed_everything(int(cfg.seed), workers=True)
+    with isolated_wandb_run():
         if cfg.get("ckpt_path"):
             require_checkpoint(cfg.ckpt_path)
         datamodule = build_datamodule(cfg)
@@ -258,9 +326,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return finish(job, tested)
 
 
-def test(cfg: DictConfig) -> dict[str, Any]:
-    job = Job(cfg)
-    with isolated_wandb_run(), recorded_failure(job):
+def test(job: Job) -> dict[str, Any]:
+    cfg = job.cfg
+    with isolated_wandb_run():
         if not cfg.get("ckpt_path"):
             raise SettingError(
                 "mode=test needs ckpt_path=<our .ckpt or an official LIIF/MetaSR .pth>"
@@ -306,13 +374,21 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     return {}
 
 
-TASKS = {"train": train, "test": test, "predict": predict}
+JOBS = {"train": train, "test": test}  # a run directory each, with its record
+TASKS = (*JOBS, "predict")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    if cfg.mode not in TASKS:
-        raise SettingError(f"unknown mode={cfg.mode!r}; choose one of {sorted(TASKS)}")
-    if cfg.mode == "predict":
-        return TASKS[cfg.mode](cfg)
+    """The task ``cfg.mode``. Train and test take the run directory's lock (a directory another
+    live process holds is refused before anything is written there), then record whatever fails
+    from here to their last batch in ``metrics.json`` and the job's log."""
+    if readable(cfg, "mode", None) == "predict":
+        check_settings(cfg)
+        return predict(cfg)
     with run_directory_lock(cfg.paths.output_dir):  # one writer per run directory
-        return TASKS[cfg.mode](cfg)
+        job = Job(cfg)
+        if not job.writes_the_record():
+            ddp.clear_rank_errors(cfg.paths.output_dir, job.rank)  # of an earlier run
+        with recorded_failure(job):
+            check_settings(cfg)
+            return JOBS[cfg.mode](job)

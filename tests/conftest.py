@@ -38,3 +38,12 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _outside_the_repository(tmp_path_factory, monkeypatch):
+    """Each test runs in a fresh folder of its own: what the code writes relative to the working
+    directory by default (``multirun/`` of a sweep and its run store, Hydra's ``outputs/``,
+    Lightning's ``lightning_logs/``) never lands in the repository. Tests reach the repository
+    through ``REPO``, and subprocesses get their own ``cwd``."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

@@ -12,7 +12,9 @@ def test_missing_data_is_one_message_and_exit_2(tmp_path):
     done = run_script("run.py", ["experiment=table4_liif", "data.root=/does/not/exist"], tmp_path)
     assert done.returncode == 2, done.stderr
     assert "run.py: data.root not found: looked for the folder /does/not/exist" in done.stderr
-    assert "Traceback" not in done.stderr + done.stdout
+    console = done.stdout + done.stderr
+    assert "Traceback" not in console
+    assert console.count("data.root not found") == 1, console  # told once on the console
     assert "job failed: DatasetNotFoundError" in (tmp_path / "run.log").read_text()
 
 

@@ -14,16 +14,27 @@ points ``run.dir`` at the job's output directory and ``sys.argv`` at ``run.py`` 
 own overrides, so each rank runs ``run.py <job overrides> hydra.run.dir=<job dir>``; afterwards
 it restores all of that, waits for the ranks and tears the process group down. Outside a
 multirun (``python run.py ...``) it does nothing.
+
+A rank that fails is the cause of the job's failure, but only global rank 0 writes the job's
+record, and what rank 0 itself sees is the side effect (a collective that timed out waiting for
+the dead rank). So every other rank that fails leaves its error in the shared run directory
+(:func:`write_rank_error`, ``rank_errors/<rank>.json``), and rank 0's record names the error of
+the rank that failed first (:func:`rank_errors`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from ipe_lightning.results import write_json_atomic
 
 # What Lightning's launcher (and its thread-count helper) set in the parent process.
 LAUNCHER_ENVIRONMENT = (
@@ -39,6 +50,10 @@ RANK_EXIT_TIMEOUT_S = 120.0
 # must end the job with an error, not leave the others blocked for torch's default 30 minutes
 # (nor NCCL's default of 10). Long enough for a slow first decode of the cache or a checkpoint.
 COLLECTIVE_TIMEOUT_S = 600.0
+RANK_ERRORS_DIR = "rank_errors"  # in the run directory, which every rank of a job shares
+# What tells one launch of a job from the next in the same directory (a requeue increments
+# SLURM_RESTART_COUNT): a rank error left by an earlier launch is not this one's cause.
+LAUNCH_VARIABLES = ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_RESTART_COUNT", "TORCHELASTIC_RUN_ID")
 
 
 def ddp_strategy(timeout_s: float = COLLECTIVE_TIMEOUT_S, **options: Any) -> Any:
@@ -161,3 +176,69 @@ def _set_torch_threads(count: int) -> None:
 
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
+
+
+@dataclass(frozen=True)
+class RankError:
+    """How one rank of a job failed, as it left it for rank 0."""
+
+    rank: str  # rank_name()
+    launch: str  # launch_id()
+    time: float  # time.time() when it failed
+    error: str  # errors.describe
+    traceback: str  # errors.traceback_tail
+
+
+def rank_name() -> str:
+    """This process's rank in a DDP job, from the launcher's variables (read before Lightning
+    sets its own): ``rank 1`` (torchrun's ``RANK``, srun's ``SLURM_PROCID``), else ``node 1,
+    local rank 0`` (Lightning's launcher: ``NODE_RANK``, ``LOCAL_RANK``); ``rank 0`` alone."""
+    environ = os.environ
+    if environ.get("RANK", "").isdigit():
+        return f"rank {environ['RANK']}"
+    local = environ.get("LOCAL_RANK")
+    # Under SLURM, a LOCAL_RANK other than the task's own is a rank Lightning started itself.
+    if environ.get("SLURM_PROCID", "").isdigit() and local in (None, environ.get("SLURM_LOCALID")):
+        return f"rank {environ['SLURM_PROCID']}"
+    node, local = environ.get("NODE_RANK", "0"), local or "0"
+    return f"node {node}, local rank {local}" if (node, local) != ("0", "0") else "rank 0"
+
+
+def launch_id() -> str:
+    """What the ranks of one launch share and the next launch does not (``LAUNCH_VARIABLES``);
+    empty outside a scheduler."""
+    return " ".join(f"{v}={os.environ[v]}" for v in LAUNCH_VARIABLES if v in os.environ)
+
+
+def _rank_error_path(output_dir: str | Path, rank: str) -> Path:
+    return Path(output_dir) / RANK_ERRORS_DIR / f"{re.sub(r'[^0-9a-z]+', '-', rank)}.json"
+
+
+def write_rank_error(output_dir: str | Path, failure: RankError) -> None:
+    """Leave ``failure`` for rank 0 (atomically: rank 0 may read it at any moment)."""
+    write_json_atomic(_rank_error_path(output_dir, failure.rank), asdict(failure))
+
+
+def rank_errors(output_dir: str | Path, launch: str) -> list[RankError]:
+    """The errors other ranks of launch ``launch`` left in ``output_dir``, the first first."""
+    found = []
+    for path in sorted((Path(output_dir) / RANK_ERRORS_DIR).glob("*.json")):
+        try:
+            failure = RankError(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue  # unreadable: it cannot name a cause
+        if failure.launch == launch:
+            found.append(failure)
+    return sorted(found, key=lambda failure: failure.time)
+
+
+def clear_rank_errors(output_dir: str | Path, rank: str | None = None) -> None:
+    """Remove the rank errors of ``output_dir`` (only ``rank``'s own, when given): rank 0 once
+    its record has told them, each other rank when it starts (its error of an earlier run)."""
+    directory = Path(output_dir) / RANK_ERRORS_DIR
+    paths = [_rank_error_path(output_dir, rank)] if rank else directory.glob("*.json")
+    for path in list(paths):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    with contextlib.suppress(OSError):
+        directory.rmdir()  # only when empty

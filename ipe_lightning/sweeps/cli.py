@@ -33,7 +33,7 @@ import dataclasses
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ipe_lightning.results import JobResult
@@ -61,6 +61,7 @@ from ipe_lightning.sweeps.plan import (
     plan_summary,
 )
 from ipe_lightning.sweeps.preflight import passes_preflight
+from ipe_lightning.sweeps.render import render_markdown
 from ipe_lightning.sweeps.report import (
     REPORT_FILES,
     Manifest,
@@ -72,7 +73,7 @@ from ipe_lightning.sweeps.report import (
 )
 from ipe_lightning.sweeps.resume import decide, read_job_state
 from ipe_lightning.sweeps.store import RunStore, Training
-from ipe_lightning.sweeps.table import Table
+from ipe_lightning.sweeps.table import Table, split_seed
 
 USAGE = __doc__.split("\n\n")[1]
 SWEEP_LOCK_WAIT_S = 120  # another sweep plans on the same directory for at most about this long
@@ -294,8 +295,7 @@ def sweep_command(name: str, arguments: Sequence[str], conf_dir: Path) -> int:
         record_launch_failures(sweep_dir, failures, planned)
         table = report_sweep_dir(sweep_dir)
         note_failures(sweep_dir)
-    print(f"[sweep] {summary(table)}")
-    print(f"[sweep] report: {', '.join(str(sweep_dir / f) for f in REPORT_FILES)}")
+    print_report(table, sweep_dir)
     if table.incomplete and not exit_code:
         exit_code = 1
     return exit_code
@@ -419,18 +419,31 @@ def report_command(arguments: Sequence[str], conf_dir: Path) -> int:
             parser.error("--wandb needs --group (the sweep's W&B group)")
         import wandb
 
-        table, out = report_from_wandb(
-            wandb.Api(),
-            options.wandb,
-            options.group,
-            options.sweep_dir,
-            options.sweep,
-            options.out,
-            conf_dir,
-        )
-    print(f"[sweep] {summary(table)}")
-    print(f"[sweep] report: {', '.join(str(out / f) for f in REPORT_FILES)}")
+        try:
+            table, out = report_from_wandb(
+                wandb.Api(),
+                options.wandb,
+                options.group,
+                options.sweep_dir,
+                options.sweep,
+                options.out,
+                conf_dir,
+                reference=options.reference,
+            )
+        except ValueError as error:
+            print(f"sweep.py report: {error}", file=sys.stderr)
+            return 2
+    print_report(table, out)
     return 1 if table.incomplete else 0
+
+
+def print_report(table: Table, out: Path) -> None:
+    """The report on the console, where a SLURM log keeps it: what finished, the clean table
+    (our numbers, ± std, n, marks; its legend says what they mean), the report's files."""
+    print(f"[sweep] {summary(table)}")
+    print(f"[sweep] {out / 'table_clean.md'}:")
+    print(render_markdown(table, "clean"), end="")
+    print(f"[sweep] report: {', '.join(str(out / f) for f in REPORT_FILES)}")
 
 
 def report_from_wandb(
@@ -441,13 +454,17 @@ def report_from_wandb(
     sweep: str | None = None,
     out: str | None = None,
     conf_dir: Path = REPO_CONF_DIR,
+    reference: str | None = None,
 ) -> tuple[Table, Path]:
     """The report of a W&B group. The layout and the expected jobs come from the sweep
     directory's manifest when given, else from the sweep definition (``--sweep``, or the group's
-    ``<sweep>_`` prefix), else from the runs found."""
-    from ipe_lightning.sweeps.wandb_source import results_from_wandb
+    ``<sweep>_`` prefix), else from the runs found. The runs' per-image tables give the
+    intervals and their configs the ``debug=`` mark (``wandb_source``); ``reference`` overrides
+    the layout's (refused, ``ValueError``, when no run has per-image results)."""
+    from ipe_lightning.sweeps.wandb_source import group_from_wandb
 
-    found = results_from_wandb(api, path, group)
+    runs = group_from_wandb(api, path, group)
+    found = runs.results
     manifest = read_manifest(sweep_dir) if sweep_dir else None
     definition = None
     if manifest is None:
@@ -456,7 +473,7 @@ def report_from_wandb(
     if manifest is not None:
         names = manifest.job_names
     elif definition is not None:
-        names = [job.name for job in definition.jobs()]
+        names = expected_jobs([job.name for job in definition.jobs()], found)
     else:
         names = list(found)
     results = {n: found.get(n, JobResult("missing", note=f"no W&B run in {group}")) for n in names}
@@ -468,7 +485,23 @@ def report_from_wandb(
     else:
         layout = default_layout(names, results, title=group)
     out_dir = Path(out or sweep_dir or Path("reports") / group)
-    return write_report(out_dir, layout, results), out_dir
+    debug = runs.debug or (manifest.debug if manifest is not None else None)
+    table = write_report(
+        out_dir, layout, results, per_image=runs.per_image, reference=reference, debug=debug
+    )
+    return table, out_dir
+
+
+def expected_jobs(names: Sequence[str], found: Iterable[str]) -> list[str]:
+    """The jobs a W&B group should hold: the definition's, each replaced by its seeds when the
+    runs are ``<job>_seed-<n>`` (seeds given on the command line are in no file but the
+    manifest)."""
+    seeded: dict[str, list[str]] = {}
+    for name in found:
+        job, seed = split_seed(name)
+        if seed is not None:
+            seeded.setdefault(job, []).append(name)
+    return [n for name in names for n in (seeded.get(name) or [name])]
 
 
 def _sweep_from_group(group: str, conf_dir: Path) -> str | None:

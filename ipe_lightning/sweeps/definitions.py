@@ -4,14 +4,16 @@ A sweep file holds
 
 ``title``            the table's caption
 ``params``           the grid, in the syntax of Hydra's sweeper params (``key: a,b,c``,
-                     ``range(...)``, ``glob(...)``): one job per combination, in order
+                     ``range(...)``, ``glob(...)``): one job per combination, in order. A swept
+                     ``seed`` (``seed: 0,1``) is taken out of the grid as the sweep's ``seeds``
 ``overrides``        overrides every job gets (before the command line's own)
 ``debug_overrides``  per ``debug=<name>`` choice, overrides added when the command line picks it
                      (tiny images cannot hold every paper setting; each sweep file says why)
 ``seeds``            a list of seeds (``[0, 1, 2]``): every job of the grid once per seed, as
                      ``<job>_seed-<n>`` with ``seed=<n>``; the report folds them back into one row
                      (mean ± std, n). ``sweep.py <sweep> seeds=[0,1,2]`` sets it from the command
-                     line
+                     line. With seeds, ``params`` may be empty: one job (``job``), once per seed
+                     (``seed-<n>``)
 ``table``            the paper layout (:func:`ipe_lightning.sweeps.layout.layout_from_dict`);
                      without it the report lists every job against what it measured
 
@@ -31,6 +33,7 @@ from typing import Any
 import yaml
 
 from ipe_lightning.sweeps.layout import TableLayout, layout_from_dict
+from ipe_lightning.sweeps.table import SINGLE_JOB, seeded_name
 
 REPO_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _EXPERIMENT_KEYS = ("experiment", "+experiment", "++experiment")
@@ -105,7 +108,15 @@ def definition_from_dict(spec: Mapping[str, Any], *, name: str, path: Path) -> S
     if unknown:
         raise SweepDefinitionError(f"{path}: unknown keys {sorted(unknown)}")
     params = {str(k): _param_text(v) for k, v in (spec.get("params") or {}).items()}
-    if not params:
+    params, grid_seeds = seeds_from_grid(params, where=str(path))
+    seeds = parse_seeds(spec.get("seeds"), where=str(path))
+    if grid_seeds and seeds:
+        raise SweepDefinitionError(
+            f"{path}: seeds given twice, as `seeds: {list(seeds)}` and as the grid's `seed`; "
+            "keep one (`seeds:`)"
+        )
+    seeds = seeds or grid_seeds
+    if not params and not seeds:
         raise SweepDefinitionError(f"{path}: `params` (the grid) is empty")
     title = str(spec.get("title") or name)
     table = spec.get("table")
@@ -121,7 +132,7 @@ def definition_from_dict(spec: Mapping[str, Any], *, name: str, path: Path) -> S
             for k, v in (spec.get("debug_overrides") or {}).items()
         },
         layout=layout,
-        seeds=parse_seeds(spec.get("seeds"), where=str(path)),
+        seeds=seeds,
     )
     if layout is not None:
         names = {job.name for job in expand_grid(params)}  # rows are variants, not seeds
@@ -151,13 +162,39 @@ def parse_seeds(value: Any, where: str = "seeds") -> tuple[int, ...]:
     return seeds
 
 
+def seeds_from_grid(
+    params: Mapping[str, str], where: str
+) -> tuple[dict[str, str], tuple[int, ...]]:
+    """The grid without a swept ``seed`` key, and that key's values as seeds.
+
+    A seed is a repetition of a row, not a setting of its own: as a grid key it made each seed a
+    row (``seed-0 13.59``, ``seed-1 **17.11**``: the luckier one bolded, no mean, no spread).
+    Taken as seeds it makes the same jobs with the same overrides, only named so that the report
+    folds them (mean ± std, n); a refusal would make users rewrite a file whose meaning is
+    clear, and the grid of seeds alone keeps its job names (``seed-<n>``), so its sweep
+    directories resume. A single ``seed: 3`` is no sweep: it stays a fixed override.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    grid, seeds = {}, ()
+    for key, value in params.items():
+        if key.lstrip("+") == "seed":
+            (override,) = OverridesParser.create().parse_overrides([f"{key}={value}"])
+            if override.is_sweep_override():
+                seeds = parse_seeds(list(override.sweep_iterator()), where=f"{where}: {key}")
+                continue
+        grid[key] = value
+    return grid, seeds
+
+
 def with_seeds(jobs: Sequence[Job], seeds: Sequence[int]) -> list[Job]:
-    """Each job once per seed, named ``<job>_seed-<n>`` and overriding ``seed``; ``jobs`` as
-    they are without seeds. Each is a job of its own (its directory, its resume decision)."""
+    """Each job once per seed, named ``<job>_seed-<n>`` (``seed-<n>`` when the grid is one job
+    that sweeps nothing, ``table.seeded_name``) and overriding ``seed``; ``jobs`` as they are
+    without seeds. Each is a job of its own (its directory, its resume decision)."""
     if not seeds:
         return list(jobs)
     return [
-        Job(name=f"{job.name}_seed-{seed}", overrides=(*job.overrides, f"seed={seed}"))
+        Job(name=seeded_name(job.name, seed), overrides=(*job.overrides, f"seed={seed}"))
         for job in jobs
         for seed in seeds
     ]
@@ -196,7 +233,7 @@ def job_names(swept: Sequence[Sequence[str]]) -> list[str]:
                 continue
             key = key.lstrip("+~").replace("/", ".")
             parts.append(f"{key if full_keys else key.rsplit('.', 1)[-1]}-{value}")
-        return _UNSAFE.sub("-", "_".join(parts)).strip("-") or "job"
+        return _UNSAFE.sub("-", "_".join(parts)).strip("-") or SINGLE_JOB
 
     keys = {e.split("=", 1)[0].lstrip("+~").replace("/", ".") for job in swept for e in job}
     leaves = [key.rsplit(".", 1)[-1] for key in keys]

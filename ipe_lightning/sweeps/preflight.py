@@ -1,6 +1,7 @@
-"""Preflight: before anything is queued, every job's config composes, its model parts build and
-its data roots and paired LR files exist, so a typo fails in seconds on the submitting host, not
-after a queue wait.
+"""Preflight: before anything is queued, every job's config composes, its settings pass the
+job's own checks (``tasks.check_settings``: mode, seed), its model parts build and its data roots
+and paired LR files exist, so a typo fails in seconds on the submitting host, not after a queue
+wait. Each problem is told by its cause (``errors.one_line``), which names the option.
 
 The data is checked by the data module's own ``check`` with header scans only (``cache`` off for
 the check: no decoding, nothing written). Jobs with the same data are checked once. Clusters whose
@@ -17,12 +18,15 @@ from omegaconf import OmegaConf
 
 from ipe_lightning.errors import one_line
 from ipe_lightning.sweeps.launch import compose_job
+from ipe_lightning.tasks import check_settings
 
 
 def check_job(hydra: Any, overrides: Sequence[str], checked: dict[str, str | None]) -> str | None:
-    """Why the job with ``overrides`` cannot start (one line), or ``None``."""
+    """Why the job with ``overrides`` cannot start (one line, told by its cause rather than by
+    Hydra's ``InstantiationException``), or ``None``."""
     try:
         cfg = compose_job(hydra, overrides)
+        check_settings(cfg)  # mode, seed
         instantiate(cfg.model.net)  # bad parts and values (an encoding's bandwidth, ...)
         if cfg.mode == "predict":
             return None

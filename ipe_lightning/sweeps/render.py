@@ -1,8 +1,9 @@
 """A table as text: GitHub markdown, CSV and a booktabs LaTeX table, in two modes.
 
-- ``paper`` (``table.md``/``.tex``): ours (our best per column in bold), the paper's value and
-  the difference, or the status of a job that did not finish; the markdown adds the ΔPSNR
-  intervals against the reference row;
+- ``paper`` (``table.md``/``.tex``): ours (our best per column in bold; the mean over the
+  seeds, as the legend says), the paper's value and the difference, or the status of a job that
+  did not finish; the markdown adds the ΔPSNR intervals against the reference row (or says that
+  there are none: no per-image results, or too few images for a set);
 - ``clean`` (``table_clean.md``/``.tex``): only our numbers, ``mean ± std`` over seeds, n, and a
   mark where the ΔPSNR interval against the reference excludes 0: what pastes into a paper.
 
@@ -21,6 +22,7 @@ from typing import Any
 
 from ipe_lightning.results import FINISHED
 from ipe_lightning.scales import scale_tag
+from ipe_lightning.sweeps.statistics import MIN_IMAGES
 from ipe_lightning.sweeps.table import DECIMALS, Cell, Row, Table
 
 MODES = ("paper", "clean")
@@ -72,24 +74,58 @@ def _best_rule(table: Table) -> str:
     return "Bold: our best per column at the printed precision (no per-image results to test it)."
 
 
+def _no_per_image(table: Table) -> bool:
+    """No finished job has per-image results: there is nothing to build an interval from."""
+    finished = [job for row in table.rows if row.spec.kind == "job" for job in row.jobs]
+    finished = [job for job in finished if job.result.status == FINISHED]
+    return bool(finished) and len(table.without_per_image) == len(finished)
+
+
 def _reference_legend(table: Table) -> str:
     row = table.reference_row
     if row is None:
         return ""
+    if _no_per_image(table):
+        return f"No {SIGNIFICANT}: no per-image results: no confidence intervals."
     return (
         f"{SIGNIFICANT}: the 95 % paired bootstrap interval of the per-image ΔPSNR against "
         f"{row.spec.label} (the reference) excludes 0."
     )
 
 
-def _legend(table: Table, mode: str = "paper") -> str:
+def _too_few_legend(table: Table) -> str:
+    """Which sets have too few images for an interval to mean anything (no mark, no bold)."""
+    few = table.too_few_images
+    if not few:
+        return ""
+    sets = ", ".join(f"{name} ({count} images)" for name, count in few.items())
+    return (
+        f"No {SIGNIFICANT} and no bold in {sets}: fewer than {MIN_IMAGES} paired images, too few "
+        "for a 95 % interval to mean anything."
+    )
+
+
+def _seeds_legend(table: Table, clean_file: str) -> str:
+    """What the paper mode's numbers are when rows have several seeds (its cells have no room
+    for ± std and n: the clean table has them)."""
+    counts = {c.n for row in table.rows if row.spec.kind == "job" for c in row.cells if c.n}
+    if not counts or max(counts) < 2:
+        return ""
+    if len(counts) == 1:
+        return f"Ours: mean over n = {max(counts)} seeds (± std in {clean_file})."
+    n = f"{min(counts)}–{max(counts)}"
+    return f"Ours: mean over n = {n} seeds (each row's n and ± std in {clean_file})."
+
+
+def _legend(table: Table, mode: str = "paper", clean_file: str = "table_clean.md") -> str:
     names = " / ".join(m.upper() for m in table.layout.metrics)
     if mode == "clean":
         first = f"Each cell: our {names}, mean ± standard deviation over n seeds where n > 1."
-        parts = [first, _best_rule(table), _reference_legend(table)]
+        parts = [first, _best_rule(table), _reference_legend(table), _too_few_legend(table)]
     else:
         first = f"Each cell: ours {names} (paper's {names}, Δ = ours − paper)."
-        parts = [first, _best_rule(table)]
+        parts = [first, _seeds_legend(table, clean_file), _best_rule(table)]
+        parts.append(_too_few_legend(table))
     parts.append("–: not reported / not evaluated.")
     return " ".join(p for p in parts if p)
 
@@ -227,9 +263,11 @@ def render_markdown(table: Table, mode: str = "paper") -> str:
     incomplete = table.incomplete
     if incomplete:
         lines += ["", f"Incomplete jobs ({len(incomplete)}):", ""]
-        for row in incomplete:
+        for row in incomplete:  # by job: a row of seeds names the seeds that did not finish
+            jobs = [j.name for j in row.jobs if j.result.status != FINISHED] or [row.spec.variant]
+            names = ", ".join(f"`{name}`" for name in jobs)
             note = f": {' '.join(row.note.split())}" if row.note else ""
-            lines.append(f"- `{row.spec.variant}` ({row.spec.label}): **{row.status}**{note}")
+            lines.append(f"- {names} ({row.spec.label}): **{row.status}**{note}")
     return "\n".join(lines) + "\n"
 
 
@@ -237,19 +275,35 @@ def _interval_text(cell: Cell) -> str:
     if cell.delta is None:
         return "–"
     d = cell.delta
-    mark = SIGNIFICANT if d.excludes_zero else ""
+    if not d.meaningful:  # the mean difference is a fact; its "interval" would claim too much
+        return f"{d.mean:+.3f} ({d.images} images: no CI)"
+    mark = SIGNIFICANT if cell.significant else ""
     return f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]{mark}"
 
 
 def _markdown_intervals(table: Table, header: list[str]) -> list[str]:
-    """ΔPSNR against the reference row: mean per-image difference and its 95 % interval."""
+    """ΔPSNR against the reference row: mean per-image difference and its 95 % interval; or why
+    there is none (no per-image results, too few images in a set)."""
     reference = table.reference_row
+    if reference is None:
+        return []
+    heading = f"#### ΔPSNR (dB) against {reference.spec.label}: mean per-image difference [95 % CI]"
     rows = [r for r in table.rows if r.spec.kind == "job" and any(c.delta for c in r.cells)]
-    if reference is None or not rows:
+    missing = ", ".join(f"`{name}`" for name in table.without_per_image)
+    if _no_per_image(table):
+        return [
+            "",
+            heading,
+            "",
+            f"**no per-image results: no confidence intervals** (none of the "
+            f"{len(table.without_per_image)} finished jobs has them; a job writes them as "
+            "`per_image.csv`, a W&B run logs them as its `test/per_image` table).",
+        ]
+    if not rows:
         return []
     lines = [
         "",
-        f"#### ΔPSNR (dB) against {reference.spec.label}: mean per-image difference [95 % CI]",
+        heading,
         "",
         "Paired bootstrap over images (and seeds); " + _reference_legend(table),
         "",
@@ -259,6 +313,16 @@ def _markdown_intervals(table: Table, header: list[str]) -> list[str]:
     for row in rows:
         cells = [_interval_text(cell) for cell in row.cells]
         lines.append("| " + " | ".join([row.spec.label, *cells]) + " |")
+    few = table.too_few_images
+    if few:
+        lines += ["", f"Too few images for a 95 % interval (fewer than {MIN_IMAGES}):", ""]
+        lines += [
+            f"- {name}: {count} paired images, fewer than {MIN_IMAGES}: its intervals are not "
+            f"meaningful; only the mean difference is shown, with no {SIGNIFICANT} and no bold."
+            for name, count in few.items()
+        ]
+    if table.without_per_image:
+        lines += ["", f"No per-image results for {missing}: the intervals leave them out."]
     return lines
 
 
@@ -403,7 +467,8 @@ def render_latex(table: Table, mode: str = "paper") -> str:
     count = len(columns)
     # LaTeX numbers the caption itself ("Table 1: ..."): the title's own "Table 4:" goes.
     caption = _TABLE_NUMBER.sub("", table.layout.title)
-    legend = " ".join(p for p in (debug_warning(table), _legend(table, mode)) if p)
+    legend = _legend(table, mode, clean_file="table_clean.tex")
+    legend = " ".join(p for p in (debug_warning(table), legend) if p)
     caption = f"{caption}. {legend}" if caption else legend
     lines = [
         "% Generated by `python sweep.py report`; needs \\usepackage{booktabs} and",

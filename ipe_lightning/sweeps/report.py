@@ -4,7 +4,7 @@ Report files: ``table.md``/``.tex`` (ours beside the paper's numbers, with the �
 against the reference row), ``table_clean.md``/``.tex`` (only our numbers, ± std, significance
 marks: for a paper), ``table.csv`` (wide: a line per row), ``table_long.csv`` (tidy: a line per
 job × set × scale × seed), ``psnr_vs_scale.{png,pdf}``. A sweep run with ``debug=<choice>`` says
-so in each of them.
+so in each of them; without per-image results the tables say there are no intervals.
 
 The manifest is written by ``sweep.py`` when it launches: the sweep's name, its table layout,
 its W&B group and every job's name and overrides. ``sweep.py report <sweep_dir>`` reads it to
@@ -143,7 +143,16 @@ def write_report(
     reference: str | None = None,
     debug: str | None = None,
 ) -> Table:
-    """Write the report files (module doc) into ``out_dir``; return the table."""
+    """Write the report files (module doc) into ``out_dir``; return the table.
+
+    ``reference`` (another row than the layout's) is refused without per-image results: there is
+    nothing to compare with, and a report that ignored it would look like it had.
+    """
+    if reference is not None and not any((per_image or {}).values()):
+        raise ValueError(
+            f"--reference {reference}: no per-image results (a job's per_image.csv, a W&B run's "
+            "test/per_image table) to compare with: no confidence intervals"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = build_table(

@@ -10,6 +10,9 @@ one built from each row's spread alone.
   ``scipy.stats.bootstrap`` resamples one axis only; the interval is the percentile interval of
   the two-way ("pigeonhole", Owen 2007) bootstrap, which draws seeds and images independently
   with replacement, so both the seed spread and the image spread widen it.
+
+Below :data:`MIN_IMAGES` paired images an interval is computed but claims nothing
+(:attr:`Interval.meaningful`): the report gives it no mark and says why.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ import numpy as np
 CONFIDENCE = 0.95
 RESAMPLES = 4999
 RANDOM_SEED = 0  # a report is reproducible: the same results give the same intervals
+# Fewer paired images than this and the percentile bootstrap interval is not a 95 % interval:
+# resampling n images sees only the n differences at hand, so the interval is about their range
+# and shrinks with their luck. Measured (normal differences, 1000 trials, 2000 resamples): the
+# nominal 95 % interval holds the true mean 53 % of the time with 2 images, 77 % with 3, 84 %
+# with 5, 90 % with 10, 92 % with 20. From 10 on it is within a few points of its nominal level
+# (as near as the percentile interval gets before ~30 images); below, a mark would be wrong
+# several times in 20, and a debug set of 2 images would be sold as evidence.
+MIN_IMAGES = 10
 
 
 @dataclass(frozen=True)
@@ -31,10 +42,16 @@ class Interval:
     mean: float
     low: float
     high: float
+    images: int  # paired images behind it
 
     @property
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
+
+    @property
+    def meaningful(self) -> bool:
+        """Enough images for the interval to be a confidence interval (:data:`MIN_IMAGES`)."""
+        return self.images >= MIN_IMAGES
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
@@ -57,9 +74,9 @@ def paired_difference(
         raise ValueError(f"paired arrays of one shape needed, got {ours.shape}, {reference.shape}")
     differences = ours - reference
     mean = float(differences.mean())
-    if np.allclose(differences, differences.flat[0], rtol=0, atol=1e-12):
-        return Interval(mean, mean, mean)  # no spread: the interval is the point
     seeds, images = differences.shape
+    if np.allclose(differences, differences.flat[0], rtol=0, atol=1e-12):
+        return Interval(mean, mean, mean, images)  # no spread: the interval is the point
     rng = np.random.default_rng(RANDOM_SEED)
     if seeds == 1:
         from scipy.stats import bootstrap
@@ -81,4 +98,4 @@ def paired_difference(
         statistics = differences[rows[:, :, None], columns[:, None, :]].mean(axis=(1, 2))
         tail = (1 - confidence) / 2 * 100
         low, high = np.percentile(statistics, [tail, 100 - tail])
-    return Interval(mean, float(low), float(high))
+    return Interval(mean, float(low), float(high), images)

@@ -3,13 +3,15 @@
 Each **cell** holds our value (the mean over the row's seeds, with its standard deviation and
 n), the paper's value and the difference ``ours − paper``, and, when the jobs wrote per-image
 results, the mean per-image ΔPSNR against the table's reference row with its 95 % paired
-bootstrap interval (``statistics``). A row whose jobs did not finish carries their status
+bootstrap interval (``statistics``; with fewer than ``MIN_IMAGES`` paired images it is kept
+but claims nothing: no mark, no bold). A row whose jobs did not finish carries their status
 (``failed``, ``missing``, ...).
 
 **Best** (bold), per column and metric among the finished variants:
 
 - with per-image results for every candidate: the highest mean, and only when the paired
-  bootstrap interval of its difference to every other candidate excludes 0 (a tie is no win);
+  bootstrap interval of its difference to every other candidate excludes 0 (a tie is no win)
+  and rests on enough images to mean it;
 - without them (e.g. W&B runs or old records): the highest value at the printed precision, ties
   all marked (nothing to measure the noise with). The legend says which rule a table used.
 """
@@ -27,17 +29,27 @@ import numpy as np
 from ipe_lightning.results import FINISHED, JobResult
 from ipe_lightning.sweeps.layout import ColumnGroup, RowSpec, TableLayout
 from ipe_lightning.sweeps.paper_numbers import paper_cell
-from ipe_lightning.sweeps.statistics import Interval, mean_std, paired_difference
+from ipe_lightning.sweeps.statistics import MIN_IMAGES, Interval, mean_std, paired_difference
 
 DECIMALS = {"psnr": 2, "ssim": 4}  # printed precision: the paper's
-_SEEDED = re.compile(r"^(?P<variant>.+)_seed-(?P<seed>-?\d+)$")
+SINGLE_JOB = "job"  # the name of a grid's only job when nothing else is swept
+_SEEDED = re.compile(r"^(?:(?P<variant>.+)_)?seed-(?P<seed>-?\d+)$")
 PerImage = Mapping[str, Sequence[Mapping[str, Any]]]  # job name -> per_image.csv rows
 
 
+def seeded_name(job: str, seed: int) -> str:
+    """``table4_liif`` seed 2 → ``table4_liif_seed-2``; the only job of a grid of seeds alone
+    (:data:`SINGLE_JOB`) → ``seed-2``, the name such a grid always gave its jobs."""
+    return f"seed-{seed}" if job == SINGLE_JOB else f"{job}_seed-{seed}"
+
+
 def split_seed(job: str) -> tuple[str, int | None]:
-    """``table4_liif_seed-2`` → ``("table4_liif", 2)``; a job without seeds → ``(job, None)``."""
+    """The inverse of :func:`seeded_name`: ``table4_liif_seed-2`` → ``("table4_liif", 2)``,
+    ``seed-2`` → ``("job", 2)``; a job without seeds → ``(job, None)``."""
     match = _SEEDED.match(job)
-    return (match["variant"], int(match["seed"])) if match else (job, None)
+    if not match:
+        return job, None
+    return match["variant"] or SINGLE_JOB, int(match["seed"])
 
 
 @dataclass(frozen=True)
@@ -65,8 +77,8 @@ class Cell:
 
     @property
     def significant(self) -> bool:
-        """The ΔPSNR interval against the reference excludes 0."""
-        return self.delta is not None and self.delta.excludes_zero
+        """The ΔPSNR interval against the reference excludes 0, on enough images to say so."""
+        return self.delta is not None and self.delta.meaningful and self.delta.excludes_zero
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,9 @@ class Table:
     best_rule: str = "precision"  # "noise" when every bold was tested against the noise
     reference: str | None = None  # the variant the ΔPSNR intervals compare against
     debug: str | None = None  # the debug=<choice> the jobs ran with: the numbers mean nothing
+    without_per_image: tuple[str, ...] = ()  # finished jobs with no per-image results
+    # set → its images, where fewer than statistics.MIN_IMAGES: no mark, no bold there
+    too_few_images: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def columns(self) -> tuple[tuple[ColumnGroup, Any, str], ...]:
@@ -187,9 +202,27 @@ def build_table(
             )
         )
     marked, rule = _mark_best(rows, scores, columns)
+    finished = [job.name for r in rows for job in r.jobs if job.result.status == FINISHED]
     return Table(
-        layout=layout, rows=tuple(marked), best_rule=rule, reference=reference, debug=debug
+        layout=layout,
+        rows=tuple(marked),
+        best_rule=rule,
+        reference=reference,
+        debug=debug,
+        without_per_image=tuple(name for name in finished if not per_image.get(name)),
+        too_few_images=_too_few_images(scores),
     )
+
+
+def _too_few_images(scores: Mapping[str, Scores]) -> dict[str, int]:
+    """Set → its images (the most any job measured in it), for the sets with fewer than
+    ``MIN_IMAGES``: their intervals, against the reference or between rows, mean nothing."""
+    found: dict[str, int] = {}
+    for variant in scores.values():
+        for (set_name, _, _), seeds in variant.items():
+            count = max(len(images) for images in seeds.values())
+            found[set_name] = max(found.get(set_name, 0), count)
+    return {name: count for name, count in found.items() if count < MIN_IMAGES}
 
 
 def _seed_order(job: JobRun) -> tuple[int, int]:
@@ -287,7 +320,10 @@ def _mark_best(
                     for r, _ in entries
                     if r.spec.variant != leader
                 ]
-                wins = all(gap is not None and gap.low > 0 for gap in gaps)
+                # A lone row beats nobody; a gap on too few images shows no win.
+                wins = bool(gaps) and all(
+                    gap is not None and gap.meaningful and gap.low > 0 for gap in gaps
+                )
                 best[(index, metric)] = {leader} if wins else set()
             else:
                 top = max(shown(v, metric) for _, v in entries)

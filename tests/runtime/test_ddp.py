@@ -66,3 +66,34 @@ def test_a_plain_run_is_left_alone(hydra_job, monkeypatch):
     assert multirun_job_dir() is None
     with ddp_job_scope():
         assert sys.argv == argv
+
+
+@pytest.mark.parametrize(
+    ("variables", "name"),
+    [
+        ({}, "rank 0"),
+        ({"RANK": "3", "LOCAL_RANK": "1"}, "rank 3"),  # torchrun
+        ({"SLURM_PROCID": "1", "SLURM_LOCALID": "0"}, "rank 1"),  # srun
+        ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, "node 1, local rank 0"),  # Lightning's launcher
+        # a rank Lightning started itself inside one SLURM task (an interactive allocation)
+        ({"SLURM_PROCID": "0", "SLURM_LOCALID": "0", "LOCAL_RANK": "1"}, "node 0, local rank 1"),
+    ],
+    ids=["alone", "torchrun", "srun", "lightning", "lightning-in-slurm"],
+)
+def test_a_rank_is_named_by_its_launchers_variables(monkeypatch, variables, name):
+    from ipe_lightning.runtime.ddp import rank_name
+
+    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_LOCALID"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in variables.items():
+        monkeypatch.setenv(variable, value)
+    assert rank_name() == name
+
+
+def test_rank_errors_of_an_earlier_launch_are_not_this_launchs(tmp_path):
+    from ipe_lightning.runtime.ddp import RankError, rank_errors, write_rank_error
+
+    first, requeued = "SLURM_JOB_ID=7 SLURM_RESTART_COUNT=0", "SLURM_JOB_ID=7 SLURM_RESTART_COUNT=1"
+    write_rank_error(tmp_path, RankError("rank 1", first, 1.0, "OSError: before", ""))
+    write_rank_error(tmp_path, RankError("rank 2", requeued, 2.0, "OSError: now", ""))
+    assert [failed.error for failed in rank_errors(tmp_path, requeued)] == ["OSError: now"]

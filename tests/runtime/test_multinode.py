@@ -123,22 +123,42 @@ def test_the_ddp_preset_times_collectives_out():
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_hr_dir, tmp_path_factory):
-    """A two-node training (plain variables) and its record."""
-    tmp_path = tmp_path_factory.mktemp("multinode")
-    base = tiny_overrides(tiny_hr_dir, tmp_path / "cache")
-    port = free_port()
-    nodes = launch(
-        [two_nodes(base)] * 2, tmp_path / "train", [plain_node(r, port) for r in (0, 1)], 600
-    )
-    for status, output in nodes:
-        assert status == 0, output[-4000:]
-    return tmp_path, base, read_record(tmp_path / "train")
+def two_node_training(tiny_hr_dir, tmp_path_factory):
+    """Train on two nodes started with ``variables`` (once per module); the folder, the base
+    overrides and the record."""
+    done = {}
+
+    def train(variables):
+        if variables not in done:
+            tmp_path = tmp_path_factory.mktemp(f"multinode_{variables.__name__}")
+            base = tiny_overrides(tiny_hr_dir, tmp_path / "cache")
+            port = free_port()
+            nodes = launch(
+                [two_nodes(base)] * 2,
+                tmp_path / "train",
+                [variables(r, port) for r in (0, 1)],
+                600,
+            )
+            for status, output in nodes:
+                assert status == 0, output[-4000:]
+            done[variables] = tmp_path, base, read_record(tmp_path / "train")
+        return done[variables]
+
+    return train
+
+
+@pytest.fixture(scope="module")
+def trained(two_node_training):
+    """The two-node training with plain variables, which the test-mode runs evaluate."""
+    return two_node_training(plain_node)
 
 
 @pytest.mark.slow
-def test_two_nodes_train_in_one_directory_and_write_each_checkpoint_once(trained):
-    tmp_path, _, record = trained
+@pytest.mark.parametrize("variables", [plain_node, slurm_task], ids=["env", "slurm"])
+def test_two_nodes_train_in_one_directory_and_write_each_checkpoint_once(
+    two_node_training, variables
+):
+    tmp_path, _, record = two_node_training(variables)
     assert record["status"] == "finished" and record["global_step"] >= 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "train"]
     checkpoints = sorted(p.name for p in (tmp_path / "train").rglob("*.ckpt"))
@@ -184,3 +204,11 @@ def test_a_rank_that_dies_fails_the_job_with_its_error_in_bounded_time(trained):
     assert status1 != 0 and "lost.ckpt" in output1
     assert status0 != 0, output0[-4000:]  # the survivor does not wait forever, nor succeed
     assert elapsed < TIMEOUT_S + 240
+    # The job's one record (rank 0's) names the cause, the dead rank's error; the survivor's
+    # time-out comes second.
+    died = read_record(tmp_path / "dies")
+    assert died["status"] == "failed"
+    assert died["error"].startswith("rank 1: MissingFileError: ckpt_path="), died["error"]
+    assert "lost.ckpt" in died["error"] and "lost.ckpt" in died["traceback"]
+    (secondary,) = died["secondary_errors"]
+    assert secondary.startswith("rank 0: "), secondary

@@ -110,7 +110,9 @@ def test_report_of_a_sweep_directory_lists_jobs_that_never_started(tmp_path, cap
     assert main(["report", str(tmp_path)]) == 1  # seed-2 did not finish
     assert "1 of 2 jobs finished" in capsys.readouterr().out
     markdown = (tmp_path / "table.md").read_text()
-    assert "| seed-1 | **31.00** |" in markdown and "| seed-2 — MISSING | *missing* |" in markdown
+    # seed-1 and seed-2 are one row (a grid of seeds only, ``table.split_seed``), seed-2 missing
+    assert "| job — MISSING | 31.00 |" in markdown
+    assert "- `seed-2` (job): **missing**: no directory" in markdown
     assert {p.name for p in tmp_path.iterdir()} >= {
         "table.md",
         "table.csv",
@@ -151,3 +153,23 @@ def test_list_prints_every_sweep_with_its_jobs(capsys):
     assert headers == ["paper", "table1", "table1_lte", "table2", "table3", "table4"]
     # paper: the four tables' 28 rows; table1_lte: Table 1's 6 plus 4 LTE rows
     assert len(lines) == 6 + 28 + 6 + 10 + 3 + 12 + 7
+
+
+def test_the_end_of_a_sweep_prints_its_table_for_the_log(tmp_path, capsys):
+    """A SLURM log shows the result, not only "all N jobs finished" and the report's files."""
+    sweep_file = tmp_path / "mine.yaml"
+    sweep_file.write_text("title: mine\nparams:\n  model.net.encoding.bandwidth: 4,6\n")
+    arguments = [str(sweep_file), f"sweep_dir={tmp_path}/s", f"paths.run_store={tmp_path}/store"]
+    assert main([*arguments, "--dry-run"]) == 0
+    for name, overrides in planned_overrides(capsys.readouterr().out).items():
+        psnr = {"bandwidth-4": 31.0, "bandwidth-6": 31.5}[name]
+        record = {
+            "status": "finished",
+            "overrides": overrides,
+            "metrics": {"folder/x2": {"psnr": psnr, "bicubic_psnr": 30.0}},
+        }
+        write_json_atomic(tmp_path / "s" / name / "metrics.json", record)
+    assert main(arguments) == 0  # every job finished: nothing to launch, the report is written
+    printed = capsys.readouterr().out
+    assert "[sweep] all 2 jobs finished" in printed
+    assert "| bandwidth-4 | 31.00 |" in printed and "| bandwidth-6 | **31.50** |" in printed

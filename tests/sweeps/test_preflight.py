@@ -3,6 +3,8 @@ stops the sweep in seconds with exit status 2 and nothing launched; ``preflight=
 
 from __future__ import annotations
 
+import pytest
+
 from ipe_lightning.sweeps.cli import main
 from ipe_lightning.sweeps.definitions import REPO_CONF_DIR
 from ipe_lightning.sweeps.launch import hydra_session
@@ -19,18 +21,19 @@ def test_missing_data_fails_the_preflight_and_nothing_is_launched(tmp_path, caps
     assert not sweep_dir.exists() or not any(p.is_dir() for p in sweep_dir.iterdir())
 
 
-def test_a_bad_value_fails_the_preflight_naming_the_option(tiny_data_root, tmp_path, capsys):
-    code = main(
-        [
-            "table4",
-            "debug=tiny",
-            f"data.root={tiny_data_root}",
-            "model.net.encoding.bandwidth=-3",
-            f"sweep_dir={tmp_path / 's'}",
-        ]
-    )
-    assert code == 2
-    assert "model.net.encoding.bandwidth" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("model.net.encoding.bandwidth=-3", "SettingError: model.net.encoding.bandwidth"),
+        ("seed=abc", "SettingError: seed=abc"),
+    ],
+)
+def test_a_bad_value_fails_the_preflight_naming_the_option(tiny_data_root, override, named):
+    # the cause, not Hydra's "InstantiationException: Error in call to target '...':"
+    job = ["experiment=table4_ipe_liif_l10", "debug=tiny", f"data.root={tiny_data_root}"]
+    with hydra_session(REPO_CONF_DIR) as hydra:
+        (problem,) = preflight(hydra, {"ipe_liif": [*job, override]}).values()
+    assert problem.startswith(named), problem
 
 
 def test_the_tiny_tree_passes_and_a_missing_paired_lr_file_does_not(tiny_data_root, tmp_path):

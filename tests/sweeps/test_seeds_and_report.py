@@ -33,6 +33,37 @@ def test_seeds_in_the_sweep_file_make_one_job_per_row_and_seed():
         definition_from_dict({**GRID, "seeds": [1, 1]}, name="mine", path=Path("m"))
 
 
+def test_a_swept_seed_in_the_grid_is_the_same_as_seeds():
+    swept = {"title": "mine", "params": {"seed": "0,1", "model.net.bandwidth": "4,6"}}
+    definition = definition_from_dict(swept, name="mine", path=Path("m"))
+    listed = definition_from_dict({**GRID, "seeds": [0, 1]}, name="mine", path=Path("m"))
+    assert definition.seeds == (0, 1) and definition.jobs() == listed.jobs()
+    ranged = {**GRID, "params": {**GRID["params"], "seed": "range(0,2)"}}
+    assert definition_from_dict(ranged, name="mine", path=Path("m")).jobs() == listed.jobs()
+    with pytest.raises(SweepDefinitionError, match="seeds: "):
+        definition_from_dict({**swept, "seeds": [2]}, name="mine", path=Path("m"))
+
+
+def test_the_issues_seed_grid_is_one_row_with_its_mean_and_spread(tmp_path, capsys):
+    """The issue's repro: ``seed: "0,1"`` as the whole grid gave rows ``seed-0`` and ``seed-1``."""
+    definition = definition_from_dict(
+        {"title": "two seeds", "params": {"seed": "0,1"}}, name="two", path=Path("two.yaml")
+    )
+    jobs = definition.jobs()
+    assert [(j.name, j.overrides) for j in jobs] == [
+        ("seed-0", ("seed=0",)),
+        ("seed-1", ("seed=1",)),
+    ]
+    sweep_dir = tmp_path / "sweep"
+    listed = [{"name": j.name, "overrides": list(j.overrides)} for j in jobs]
+    write_manifest(sweep_dir, Manifest("two", "", "two seeds", "", "g", listed))
+    write_job(sweep_dir, "seed-0", [13.59] * 12)
+    write_job(sweep_dir, "seed-1", [17.11] * 12)
+    assert main(["report", str(sweep_dir)]) == 0
+    clean = (sweep_dir / "table_clean.md").read_text()
+    assert "| job (n = 2) | 15.35 ± 2.49 |" in clean and "seed-1" not in clean  # no rival: no bold
+
+
 def test_seeds_on_the_command_line_make_each_seed_a_job(tmp_path, capsys):
     code = main(["table4", "seeds=[0,1,2]", f"sweep_dir={tmp_path}/s", "--dry-run"])
     assert code == 0
@@ -70,7 +101,7 @@ def sweep_dir(tmp_path) -> Path:
     jobs = [{"name": n, "overrides": ["debug=tiny", f"seed={n[-1]}"]} for n in names]
     manifest = Manifest(sweep="mine", definition="", title="mine", created="", group="g", jobs=jobs)
     write_manifest(sweep_dir, manifest)
-    base = [25.0, 28.0, 31.0, 27.0, 33.0, 26.0]
+    base = [25.0, 28.0, 31.0, 27.0, 33.0, 26.0] * 2  # 12 images: enough for an interval
     for seed in (0, 1):
         write_job(sweep_dir, f"a_seed-{seed}", [v + 0.01 * seed for v in base])
         write_job(sweep_dir, f"b_seed-{seed}", [v + 0.5 + 0.01 * seed for v in base])
@@ -107,3 +138,11 @@ def test_every_table_of_a_debug_sweep_says_so(sweep_dir):
 def test_an_unknown_reference_is_a_usage_error(sweep_dir, capsys):
     assert main(["report", str(sweep_dir), "--reference", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_the_report_command_prints_the_clean_table(sweep_dir, capsys):
+    assert main(["report", str(sweep_dir), "--reference", "a"]) == 0
+    printed = capsys.readouterr().out
+    assert "DEBUG RUN (debug=tiny)" in printed
+    assert "| a (n = 2) (reference) | 28.34 ± 0.01 |" in printed
+    assert "| b (n = 2) | **28.84** ± 0.01† |" in printed

@@ -4,6 +4,7 @@ when best by more than the noise, the clean and tidy outputs, debug runs marked 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import shutil
 import subprocess
@@ -70,7 +71,8 @@ def row(table, variant):
 
 
 def test_seeded_jobs_are_one_row_with_mean_std_and_n(table):
-    assert split_seed("better_seed-2") == ("better", 2) and split_seed("seed-2") == ("seed-2", None)
+    assert split_seed("better_seed-2") == ("better", 2) and split_seed("better") == ("better", None)
+    assert split_seed("seed-2") == ("job", 2)  # a grid of seeds only: its one job, "job"
     assert [r.spec.label for r in table.rows] == ["Bicubic", "Base", "Better", "Same"]
     better = row(table, "better")
     assert better.seeds == (0, 1, 2) and better.cells[0].n == 3
@@ -125,6 +127,57 @@ def test_paper_mode_lists_the_intervals_against_the_reference(table):
     assert "ΔPSNR (dB) against Base" in markdown
     delta = row(table, "better").cells[0].delta
     assert f"| Better | {delta.mean:+.3f} [{delta.low:+.3f}, {delta.high:+.3f}]† |" in markdown
+
+
+def legend(markdown: str) -> str:
+    return next(line for line in markdown.splitlines() if line.startswith("Each cell"))
+
+
+def test_the_paper_table_says_its_cells_are_means_over_the_seeds(table):
+    assert "Ours: mean over n = 3 seeds (± std in table_clean.md)." in legend(
+        render_markdown(table)
+    )
+    assert "mean over n = 3 seeds ($\\pm$ std in table\\_clean.tex)" in render_latex(table)
+    results, per_image = seeded_sweep({"base": 0.0, "better": 0.05}, seeds=(0,))
+    one_seed = render_markdown(build_table(LAYOUT, results, (), per_image=per_image))
+    assert "mean over" not in legend(one_seed)
+
+
+def few_images_table(images: int, layout=LAYOUT):
+    """Better than the base by 0.5 ± 0.1 dB on each of ``images`` images (one seed)."""
+    noise = np.random.default_rng(images).normal(0, 0.1, images)
+    spread = 25 + 6 * np.random.default_rng(0).random(images)
+    results, per_image = {}, {}
+    for variant, values in (("base", spread), ("better", spread + 0.5 + noise)):
+        results[variant], rows = job(np.resize(values, len(IMAGES)))
+        per_image[variant] = rows[:images]
+    return build_table(layout, results, (), per_image=per_image)
+
+
+def test_fewer_than_ten_paired_images_give_no_mark_and_say_the_interval_means_nothing():
+    table = few_images_table(9)
+    better = row(table, "better").cells[0]
+    assert better.delta.excludes_zero and better.delta.images == 9  # yet no claim made:
+    assert not better.significant and not better.best
+    markdown = render_markdown(table)
+    intervals = markdown.split("#### ΔPSNR")[1]
+    assert f"| Better | {better.delta.mean:+.3f} (9 images: no CI) |" in intervals
+    assert "div2k: 9 paired images, fewer than 10: its intervals are not meaningful" in intervals
+    (clean,) = [line for line in render_markdown(table, "clean").splitlines() if "| Better" in line]
+    assert clean == "| Better | 28.42 |"  # no mark, no bold
+    # Without a reference row the bold rule still rests on the images, and the legend says so.
+    unreferenced = few_images_table(9, dataclasses.replace(LAYOUT, reference=None))
+    assert not row(unreferenced, "better").cells[0].best
+    assert "No † and no bold in div2k (9 images)" in legend(render_markdown(unreferenced))
+
+
+def test_ten_paired_images_are_enough_for_a_mark():
+    table = few_images_table(10)
+    better = row(table, "better").cells[0]
+    assert better.delta.images == 10 and better.significant and better.best == {"psnr"}
+    d = better.delta
+    assert f"| Better | {d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]† |" in render_markdown(table)
+    assert "not meaningful" not in render_markdown(table)
 
 
 def test_the_long_csv_has_a_line_per_job_set_scale_and_seed(table):
