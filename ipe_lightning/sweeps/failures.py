@@ -1,6 +1,6 @@
 """Failed jobs, told: from Hydra's ``JobReturn``s into the job directories and ``sweep.json``.
 
-A job records its own failure in ``metrics.json`` (``tasks.recorded_failure``). One that fails
+A job records its own failure in ``metrics.json`` (``runtime/job.py``: ``recorded_failure``). One that fails
 before it gets that far (its config does not resolve in the job, the launcher cannot start it)
 leaves only a ``JobReturn`` holding the exception: :func:`record_launch_failures` writes the
 record the job could not, so the report, the summary and a resumed sweep see it like any other
