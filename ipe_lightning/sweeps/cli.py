@@ -27,16 +27,14 @@ another live process runs or launched (``sweeps/claims.py``) are ``held``, not l
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ipe_lightning.results import JobResult
 from ipe_lightning.runtime.lock import DirectoryInUse
 from ipe_lightning.sweeps.claims import Claims, defer_held, sweep_lock
 from ipe_lightning.sweeps.definitions import (
@@ -48,7 +46,7 @@ from ipe_lightning.sweeps.definitions import (
     parse_seeds,
 )
 from ipe_lightning.sweeps.failures import failed_returns, note_failures, record_launch_failures
-from ipe_lightning.sweeps.layout import default_layout, layout_to_dict
+from ipe_lightning.sweeps.layout import layout_to_dict
 from ipe_lightning.sweeps.plan import (
     EVALUATION_DIR,
     LAUNCHED_STEPS,
@@ -61,19 +59,15 @@ from ipe_lightning.sweeps.plan import (
     plan_summary,
 )
 from ipe_lightning.sweeps.preflight import passes_preflight
-from ipe_lightning.sweeps.render import render_markdown
 from ipe_lightning.sweeps.report import (
-    REPORT_FILES,
     Manifest,
     read_manifest,
     report_sweep_dir,
-    summary,
     write_manifest,
-    write_report,
 )
+from ipe_lightning.sweeps.report_command import print_report, report_command
 from ipe_lightning.sweeps.resume import decide, read_job_state
 from ipe_lightning.sweeps.store import RunStore, Training
-from ipe_lightning.sweeps.table import Table, split_seed
 
 USAGE = __doc__.split("\n\n")[1]
 SWEEP_LOCK_WAIT_S = 120  # another sweep plans on the same directory for at most about this long
@@ -385,126 +379,3 @@ def hydra_value(text: str) -> str:
 
 def _layout_dict(definition: SweepDefinition) -> dict | None:
     return layout_to_dict(definition.layout) if definition.layout else None
-
-
-# --------------------------------------------------------------------------------------------
-# Report
-
-
-def report_command(arguments: Sequence[str], conf_dir: Path) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sweep.py report",
-        description="Build table.{md,csv,tex} and psnr_vs_scale.png from what has finished.",
-    )
-    parser.add_argument("sweep_dir", nargs="?", help="a directory made by `sweep.py <sweep>`")
-    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read W&B runs instead")
-    parser.add_argument("--group", help="the sweep's W&B group (<sweep>_<timestamp>)")
-    parser.add_argument("--sweep", help="the sweep definition (default: from the manifest/group)")
-    parser.add_argument("--out", help="where to write the report (default: the sweep directory)")
-    parser.add_argument(
-        "--reference", metavar="VARIANT", help="the row to compare with (default: the table's)"
-    )
-    options = parser.parse_args(arguments)
-    if not options.wandb:
-        if not options.sweep_dir:
-            parser.error("give a sweep directory, or --wandb ENTITY/PROJECT --group GROUP")
-        try:
-            table = report_sweep_dir(options.sweep_dir, options.out, options.reference)
-        except (FileNotFoundError, ValueError) as error:
-            print(f"sweep.py report: {error}", file=sys.stderr)
-            return 2
-        out = Path(options.out or options.sweep_dir)
-    else:
-        if not options.group:
-            parser.error("--wandb needs --group (the sweep's W&B group)")
-        import wandb
-
-        try:
-            table, out = report_from_wandb(
-                wandb.Api(),
-                options.wandb,
-                options.group,
-                options.sweep_dir,
-                options.sweep,
-                options.out,
-                conf_dir,
-                reference=options.reference,
-            )
-        except ValueError as error:
-            print(f"sweep.py report: {error}", file=sys.stderr)
-            return 2
-    print_report(table, out)
-    return 1 if table.incomplete else 0
-
-
-def print_report(table: Table, out: Path) -> None:
-    """The report on the console, where a SLURM log keeps it: what finished, the clean table
-    (our numbers, ± std, n, marks; its legend says what they mean), the report's files."""
-    print(f"[sweep] {summary(table)}")
-    print(f"[sweep] {out / 'table_clean.md'}:")
-    print(render_markdown(table, "clean"), end="")
-    print(f"[sweep] report: {', '.join(str(out / f) for f in REPORT_FILES)}")
-
-
-def report_from_wandb(
-    api: object,
-    path: str,
-    group: str,
-    sweep_dir: str | None = None,
-    sweep: str | None = None,
-    out: str | None = None,
-    conf_dir: Path = REPO_CONF_DIR,
-    reference: str | None = None,
-) -> tuple[Table, Path]:
-    """The report of a W&B group. The layout and the expected jobs come from the sweep
-    directory's manifest when given, else from the sweep definition (``--sweep``, or the group's
-    ``<sweep>_`` prefix), else from the runs found. The runs' per-image tables give the
-    intervals and their configs the ``debug=`` mark (``wandb_source``); ``reference`` overrides
-    the layout's (refused, ``ValueError``, when no run has per-image results)."""
-    from ipe_lightning.sweeps.wandb_source import group_from_wandb
-
-    runs = group_from_wandb(api, path, group)
-    found = runs.results
-    manifest = read_manifest(sweep_dir) if sweep_dir else None
-    definition = None
-    if manifest is None:
-        name = sweep or _sweep_from_group(group, conf_dir)
-        definition = load_sweep(name, conf_dir) if name else None
-    if manifest is not None:
-        names = manifest.job_names
-    elif definition is not None:
-        names = expected_jobs([job.name for job in definition.jobs()], found)
-    else:
-        names = list(found)
-    results = {n: found.get(n, JobResult("missing", note=f"no W&B run in {group}")) for n in names}
-    results.update({n: r for n, r in found.items() if n not in results})
-    if manifest is not None:
-        layout = manifest.table_layout(results)
-    elif definition is not None and definition.layout is not None:
-        layout = definition.layout
-    else:
-        layout = default_layout(names, results, title=group)
-    out_dir = Path(out or sweep_dir or Path("reports") / group)
-    debug = runs.debug or (manifest.debug if manifest is not None else None)
-    table = write_report(
-        out_dir, layout, results, per_image=runs.per_image, reference=reference, debug=debug
-    )
-    return table, out_dir
-
-
-def expected_jobs(names: Sequence[str], found: Iterable[str]) -> list[str]:
-    """The jobs a W&B group should hold: the definition's, each replaced by its seeds when the
-    runs are ``<job>_seed-<n>`` (seeds given on the command line are in no file but the
-    manifest)."""
-    seeded: dict[str, list[str]] = {}
-    for name in found:
-        job, seed = split_seed(name)
-        if seed is not None:
-            seeded.setdefault(job, []).append(name)
-    return [n for name in names for n in (seeded.get(name) or [name])]
-
-
-def _sweep_from_group(group: str, conf_dir: Path) -> str | None:
-    """``table1_2024-05-01_12-00-00`` → ``table1`` (the longest sweep name that prefixes it)."""
-    names = [n for n in available_sweeps(conf_dir) if group.startswith(n + "_")]
-    return max(names, key=len) if names else None

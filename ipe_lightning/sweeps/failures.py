@@ -1,10 +1,10 @@
 """Failed jobs, told: from Hydra's ``JobReturn``s into the job directories and ``sweep.json``.
 
-A job records its own failure in ``metrics.json`` (``runtime/job.py``: ``recorded_failure``). One that fails
-before it gets that far (its config does not resolve in the job, the launcher cannot start it)
-leaves only a ``JobReturn`` holding the exception: :func:`record_launch_failures` writes the
-record the job could not, so the report, the summary and a resumed sweep see it like any other
-failure. :func:`note_failures` lists every failed job's one-line error in ``sweep.json``.
+A job records its own failure in ``metrics.json`` (``recorded_failure``, ``runtime/job.py``).
+One that fails before it gets that far (its config does not resolve in the job, the launcher
+cannot start it) leaves only a ``JobReturn`` holding the exception: :func:`record_launch_failures`
+writes the record the job could not, so the report, the summary and a resumed sweep see it like
+any other failure. :func:`note_failures` lists every failed job's one-line error in ``sweep.json``.
 
 A ``JobReturn`` names its job by the Hydra config the job ran with (``hydra.sweep.subdir``, which
 the sweep sets to the job's name): its ``overrides`` are the job's task overrides only, never

@@ -33,12 +33,8 @@ from ipe_lightning.results import (
 )
 from ipe_lightning.sweeps.layout import TableLayout, default_layout, layout_from_dict
 from ipe_lightning.sweeps.paper_numbers import load_paper_numbers
-from ipe_lightning.sweeps.render import (
-    render_csv,
-    render_latex,
-    render_long_csv,
-    render_markdown,
-)
+from ipe_lightning.sweeps.render import render_latex, render_markdown
+from ipe_lightning.sweeps.render_csv import render_csv, render_long_csv
 from ipe_lightning.sweeps.resume import read_job_state
 from ipe_lightning.sweeps.table import PerImage, Table, build_table, split_seed
 

@@ -11,7 +11,8 @@ import pytest
 
 from ipe_lightning.sweeps.definitions import load_sweep
 from ipe_lightning.sweeps.paper_numbers import load_paper_numbers
-from ipe_lightning.sweeps.render import render_csv, render_latex, render_markdown
+from ipe_lightning.sweeps.render import render_latex, render_markdown
+from ipe_lightning.sweeps.render_csv import render_csv
 from ipe_lightning.sweeps.table import build_table
 from tests.sweeps.made_up_results import TABLE4_SCALES, finished
 

@@ -14,7 +14,8 @@ import pytest
 
 from ipe_lightning.results import JobResult
 from ipe_lightning.sweeps.layout import layout_from_dict
-from ipe_lightning.sweeps.render import render_csv, render_latex, render_long_csv, render_markdown
+from ipe_lightning.sweeps.render import render_latex, render_markdown
+from ipe_lightning.sweeps.render_csv import render_csv, render_long_csv
 from ipe_lightning.sweeps.table import build_table, split_seed
 
 IMAGES = [f"{i:04d}" for i in range(30)]

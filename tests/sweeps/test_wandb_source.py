@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from ipe_lightning.results import write_per_image
-from ipe_lightning.sweeps.cli import main, report_from_wandb
+from ipe_lightning.sweeps.cli import main
+from ipe_lightning.sweeps.report_command import report_from_wandb
 
 GROUP = "table4_2024-05-01_12-00-00"
 
