@@ -41,8 +41,12 @@ $(VENV)/.installed: pyproject.toml
 run: install ## the main job on the embedded default (bundled photos, no download)
 	$(BIN)/python run.py $(ARGS)
 
-test: install ## the default test suite (slow end-to-end tests excluded)
-	$(BIN)/python -m pytest -q $(ARGS)
+# The default suite runs in parallel (pytest-xdist, one worker per core, at most 4: each worker
+# imports torch and Lightning); the slow suite stays serial (its tests time kills, locks and DDP
+# collectives, and start processes of their own). TEST_WORKERS=0 runs the default suite serially.
+TEST_WORKERS ?= auto
+test: install ## the default test suite (slow end-to-end tests excluded), in parallel
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses=4) $(ARGS)
 
 test-slow: install ## only the slow end-to-end tests (real run.py processes, DDP, resume)
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
