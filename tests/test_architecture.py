@@ -33,7 +33,7 @@ FLOORS: list[tuple[int, str, list[list[str]]]] = [
     ),
     (1, "models | data", [["models/", "inference.py", "tiling.py"], ["data/", "bicubic.py"]]),
     (2, "metrics", [["metrics.py"]]),
-    (3, "module", [["module.py", "predict.py"]]),
+    (3, "module", [["module.py", "predict.py", "memory_estimate.py"]]),
     (4, "runtime", [["runtime/"]]),
     (5, "tasks", [["tasks.py", "report_console.py", "bench/"]]),
     (6, "sweeps", [["sweeps/"]]),

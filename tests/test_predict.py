@@ -20,6 +20,7 @@ from ipe_lightning import predict as predict_module
 from ipe_lightning.inference import upsample
 from ipe_lightning.models import LIIF, Cell, EDSRBaseline, PlainMLP
 from tests.conftest import bundled_photo
+from tests.support.networks import tiny_net
 from tests.support.runs import run_script
 
 
@@ -122,12 +123,6 @@ def test_predict_to_a_size(liif_checkpoint, inputs, tmp_path):
     assert np.array(Image.open(out / "rgb_64x50.png")).shape == (64, 50, 3)
 
 
-def tiny_net():
-    torch.manual_seed(0)
-    encoder = EDSRBaseline(n_resblocks=1, n_feats=8)
-    return LIIF(encoder, encoding=Cell(), mlp=partial(PlainMLP, hidden=[16])).eval()
-
-
 def test_output_names_are_unique_per_input_ignoring_case():
     files = [Path(name) for name in ("same.PNG", "same.jpg", "other.png", "same_png.jpg")]
     assert predict_module.output_names(files, 2, None) == [
@@ -185,25 +180,6 @@ def test_a_size_that_cannot_fit_is_refused_before_anything_runs(one_input, tmp_p
 def test_a_size_no_machine_holds_is_refused_with_the_real_free_memory(one_input, tmp_path):
     with pytest.raises(predict_module.OutputTooLargeError, match="HR 100000x100000 needs about"):
         predict_module.predict_files(tiny_net(), [one_input], tmp_path / "out", size=[10**5] * 2)
-
-
-def test_the_estimate_counts_the_output_and_a_tile_bounds_the_encoder():
-    net = tiny_net()
-    whole = predict_module.estimate_memory(net, (3000, 4000), (6000, 8000))
-    tiled = predict_module.estimate_memory(net, (3000, 4000), (6000, 8000), tile=64)
-    assert whole.output == tiled.output == 6000 * 8000 * 3 * 4
-    assert tiled.encoder < whole.encoder / 100
-    # EDSR-baseline with 8 features: at least the 8-channel float32 features of every LR pixel
-    assert whole.encoder >= 3000 * 4000 * 8 * 4
-
-
-@pytest.mark.skipif(not Path("/proc/meminfo").exists(), reason="needs /proc/meminfo")
-def test_without_psutil_free_memory_comes_from_proc_meminfo(monkeypatch):
-    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil raises ImportError
-    lines = Path("/proc/meminfo").read_text().splitlines()
-    (line,) = [line for line in lines if line.startswith("MemAvailable:")]
-    expected = int(line.split()[1]) * 1024
-    assert abs(predict_module.available_memory("cpu") - expected) < 2 * 10**9
 
 
 @pytest.mark.slow
