@@ -9,7 +9,7 @@ import pytest
 
 from ipe_lightning.allocator import glibc_version
 from ipe_lightning.bench.__main__ import main
-from ipe_lightning.bench.train import alternating, setting_summary
+from ipe_lightning.bench.train_allocator import alternating, setting_summary
 
 SETTING_KEYS = {
     "minor_faults_per_step",
