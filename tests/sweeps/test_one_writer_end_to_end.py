@@ -3,11 +3,14 @@ no live process holds, and says so."""
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import pytest
 
 from tests.runtime.test_lock import hold_in_another_process
 from tests.support.runs import read_record, tiny_overrides
-from tests.sweeps.support import run_sweep, write_sweep_file
+from tests.sweeps.support import run_sweep, sweep_command, sweep_env, write_sweep_file
 
 pytestmark = pytest.mark.slow
 
@@ -34,3 +37,46 @@ def test_a_second_sweep_launches_only_the_jobs_no_live_process_holds(tiny_hr_dir
     )
     assert not (sweep_dir / "seed-1" / "metrics.json").exists()
     assert read_record(sweep_dir / "seed-2")["status"] == "finished"
+
+
+def test_a_second_real_sweep_py_while_the_first_runs_trains_nothing_twice(tiny_hr_dir, tmp_path):
+    """A resubmission while the first sweep still runs: the second ``sweep.py`` on the same
+    directory finds every job launched by a live process (the one running, the one waiting its
+    turn), holds them all and launches nothing; the first finishes each job once."""
+    sweep_dir = tmp_path / "sweep"
+    sweep_file = write_sweep_file(tmp_path / "seeds.yaml", "title: seeds\nparams:\n  seed: 1,2\n")
+    arguments = [
+        str(sweep_file),
+        *tiny_overrides(tiny_hr_dir, tmp_path / "cache", "[2]"),
+        f"sweep_dir={sweep_dir}",
+    ]
+    (tmp_path / "first").mkdir()
+    first = subprocess.Popen(
+        sweep_command(arguments),
+        cwd=tmp_path / "first",
+        env=sweep_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (sweep_dir / "seed-1" / "run.lock.json").exists():  # its first job started
+            assert first.poll() is None, first.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "the first sweep's job never started"
+            time.sleep(0.2)
+        second = run_sweep(arguments, cwd=tmp_path / "second")
+        first_out, _ = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, first_out[-3000:]
+    plans = [line for line in second.stdout.splitlines() if line.startswith("[sweep]   seed-")]
+    assert len(plans) == 2 and all(" held " in line for line in plans), second.stdout[-3000:]
+    assert "Launching" not in second.stdout + second.stderr  # Hydra launched nothing
+    assert second.returncode == 1  # not every job finished under this sweep
+    for job in ("seed-1", "seed-2"):
+        assert read_record(sweep_dir / job)["status"] == "finished"
+        trainings = list((sweep_dir / job).glob("**/metrics.csv"))
+        assert len(trainings) == 1, trainings  # one training per job, by the first sweep only
