@@ -80,16 +80,6 @@ def chosen_runs(runs: Iterable[Any]) -> dict[str, tuple[Any, JobResult]]:
     return chosen
 
 
-def results_from_runs(runs: Iterable[Any]) -> dict[str, JobResult]:
-    """The result per run name (:func:`chosen_runs`)."""
-    return {name: result for name, (_, result) in chosen_runs(runs).items()}
-
-
-def results_from_wandb(api: Any, path: str, group: str) -> dict[str, JobResult]:
-    """``api``: a ``wandb.Api()`` (or an object with the same ``runs(path, filters=...)``)."""
-    return results_from_runs(api.runs(path, filters={"group": group}))
-
-
 def run_debug(run: Any) -> str | None:
     """The ``debug=`` choice of a run, from its config (module doc); ``None`` for a real run."""
     value: Any = getattr(run, "config", None) or {}
@@ -120,7 +110,8 @@ def per_image_of_run(run: Any, root: str) -> list[dict[str, Any]]:
 
 
 def group_from_wandb(api: Any, path: str, group: str) -> GroupResults:
-    """The results, the per-image rows and the debug choice of a W&B group (module doc). A
+    """The results, the per-image rows and the debug choice of a W&B group (module doc); ``api``
+    is a ``wandb.Api()`` (or an object with the same ``runs(path, filters=...)``). A
     per-image table that cannot be read is said on stderr and left out: its row has no
     interval, and the report lists the job among those without per-image results."""
     chosen = chosen_runs(api.runs(path, filters={"group": group}))

@@ -105,7 +105,7 @@ def test_what_a_job_hands_wandb_is_what_the_report_reads_and_eval_runs_are_left_
     from types import SimpleNamespace
 
     from ipe_lightning.runtime.loggers import summarise_test
-    from ipe_lightning.sweeps.wandb_source import results_from_wandb
+    from ipe_lightning.sweeps.wandb_source import group_from_wandb
 
     record = {
         "run_name": "table4_liif",
@@ -130,7 +130,7 @@ def test_what_a_job_hands_wandb_is_what_the_report_reads_and_eval_runs_are_left_
             ),
         ]
     )
-    found = results_from_wandb(api, "me/ipe-lightning", GROUP)
+    found = group_from_wandb(api, "me/ipe-lightning", GROUP).results
     assert found["table4_liif"].metrics == {"div2k/x2": {"psnr": 34.5, "bicubic_psnr": 31.0}}
     assert "W&B run train" in found["table4_liif"].note
 
