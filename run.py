@@ -11,14 +11,22 @@ Exit status: 0 done, 1 a failure of the code (with its traceback), 2 an error in
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
-import hydra
-from omegaconf import DictConfig
-
 _STARTED = time.monotonic()  # before torch and Lightning are imported
+
+# First, before anything imports torch: keep freed tensor buffers in the heap (this process, its
+# DataLoader workers and DDP ranks; ipe_lightning/allocator.py says why and how to switch it off).
+from ipe_lightning.allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()
+
+import os  # noqa: E402
+import sys  # noqa: E402
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
 USER_ERROR_EXIT = 2
 _job_started = False  # Hydra exits 1 both for a config that does not compose and a failed job
 

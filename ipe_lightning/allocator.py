@@ -21,17 +21,19 @@ The settings, and why these two:
   paper's batch. The price is that a process's heap stays at its peak until it exits, which for a
   training, test or predict job is what the next step or image needs anyway.
 
-How: ``mallopt`` through ``ctypes`` for this process, at import of ``ipe_lightning`` (the package
-runs ``keep_freed_memory()`` first thing, before any of its modules imports torch; where torch
-came first, the settings hold for every block allocated after the call). Processes forked from
-it (DataLoader workers) share its settings. A process that execs a new interpreter (DDP ranks
-started by Lightning, submitit's local jobs, spawned workers) starts with glibc's defaults, so
-the same two settings go into ``os.environ`` too (glibc reads ``MALLOC_MMAP_MAX_`` and
-``MALLOC_TRIM_THRESHOLD_`` at start-up, before any Python code runs); programs other than Python
-started from our processes get them as well, which costs them nothing but a heap that does not
-shrink. One case stays as it was: a block larger than a thread arena's 64 MiB heap, allocated by
-a thread other than the main one, still gets its own mapping (glibc has nowhere else to put it);
-the training step allocates on the main thread.
+How: ``mallopt`` through ``ctypes`` for this process, when an entry point calls
+``keep_freed_memory()``: ``run.py`` first thing, before torch is imported, the sweep jobs, and
+``python -m ipe_lightning.bench``. Importing ``ipe_lightning`` does not (a notebook or another
+program that imports the library keeps its own allocator); where torch came first, the settings
+hold for every block allocated after the call. Processes forked from a tuned one (DataLoader
+workers) share its settings. A process that execs a new interpreter (DDP ranks started by
+Lightning, submitit's local jobs, spawned workers) starts with glibc's defaults, so the same two
+settings go into ``os.environ`` too (glibc reads ``MALLOC_MMAP_MAX_`` and
+``MALLOC_TRIM_THRESHOLD_`` at start-up, before any Python code runs): DataLoader workers need no
+call of their own. Programs other than Python started from our processes get them as well, which
+costs them nothing but a heap that does not shrink. One case stays as it was: a block larger than
+a thread arena's 64 MiB heap, allocated by a thread other than the main one, still gets its own
+mapping (glibc has nowhere else to put it); the training step allocates on the main thread.
 
 Off switch: ``IPE_LIGHTNING_MALLOC_TUNING=0`` (or ``off``, ``false``, ``no``) in the environment
 before the process starts leaves glibc and the environment untouched, in this process and in its
@@ -145,8 +147,13 @@ def keep_freed_memory() -> Tuning:
     if _done is None:
         try:
             _done = _tune(os.environ)
-        except Exception:  # a helper run at import must not break the import
+        except Exception:  # a helper run first thing must not stop the program
             _done = Tuning("failed", glibc_version())
+    return _done
+
+
+def tuning() -> Tuning | None:
+    """What :func:`keep_freed_memory` did in this process, or ``None`` if nothing called it."""
     return _done
 
 

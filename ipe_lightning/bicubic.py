@@ -9,7 +9,16 @@ from ipe_lightning.data.degrade import resize_bicubic
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """``(3, H, W)`` in ``[0, 1]`` → ``(H, W, 3)`` uint8, rounded."""
+    """An image in ``[0, 1]`` as the 8-bit array a PNG file stores: ``(C, H, W)``, or a batch of
+    one ``(1, C, H, W)``, → ``(H, W, C)`` uint8. Values are scaled by 255, rounded to the nearest
+    level (ties to even) and clipped to ``[0, 255]``, so anything outside ``[0, 1]`` becomes 0 or
+    255."""
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 3:
+        raise ValueError(
+            f"to_uint8 takes one (C, H, W) image or a batch of one, got shape {tuple(image.shape)}"
+        )
     return (
         (image.detach().float().cpu().permute(1, 2, 0).numpy() * 255)
         .round()

@@ -33,7 +33,9 @@ from ipe_lightning.tiling import (
 __all__ = [
     "DECODER_TILE",
     "DEFAULT_MAX_QUERIES",
+    "DEFAULT_QUERY_BUDGET",
     "RANGE_TOLERANCE",
+    "QueryBudget",
     "as_scale_pair",  # re-exported: it lives in ipe_lightning.scales
     "check_image_range",
     "count_tiles",
@@ -58,6 +60,21 @@ DECODER_TILE = 64
 RANGE_TOLERANCE = 0.1
 
 Progress = bool | Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class QueryBudget:
+    """How :func:`upsample` bounds its memory on a whole image (the ``test`` config node).
+
+    ``max_queries``: HR pixels queried at a time; ``tile``: the side (LR pixels) of the tiles the
+    encoder runs on, ``None`` for the whole image at once.
+    """
+
+    max_queries: int = DEFAULT_MAX_QUERIES
+    tile: int | None = None
+
+
+DEFAULT_QUERY_BUDGET = QueryBudget()  # LIIF's test code: 30000 queries, no encoder tiles
 
 
 def check_image_range(image: torch.Tensor) -> None:

@@ -17,7 +17,12 @@ import torch
 from torch import nn
 
 from ipe_lightning.data.images import scan_images
-from ipe_lightning.inference import DECODER_TILE, DEFAULT_MAX_QUERIES, output_size
+from ipe_lightning.inference import (
+    DECODER_TILE,
+    DEFAULT_QUERY_BUDGET,
+    QueryBudget,
+    output_size,
+)
 from ipe_lightning.models.base import ImplicitSR
 from ipe_lightning.tiling import receptive_radius
 
@@ -144,8 +149,7 @@ def estimate_memory(
     lr_size: tuple[int, int],
     hr_size: tuple[int, int],
     *,
-    tile: int | None = None,
-    max_queries: int = DEFAULT_MAX_QUERIES,
+    budget: QueryBudget = DEFAULT_QUERY_BUDGET,
     device: str | torch.device = "cpu",
     costs: _PerUnitCosts | None = None,
 ) -> MemoryEstimate:
@@ -154,12 +158,13 @@ def estimate_memory(
     The encoder's and decoder's parts scale a probe of the network on a small LR image: the largest
     module activation seen there per LR pixel times the encoder crop, the tables per LR position
     times one decoder tile (with the head's reach), the largest activation per query times
-    ``max_queries``; the rest counts the tensors :func:`~ipe_lightning.inference.upsample` and
-    the PNG conversion allocate per HR pixel.
+    ``budget.max_queries``; the rest counts the tensors :func:`~ipe_lightning.inference.upsample`
+    and the PNG conversion allocate per HR pixel.
     """
     device = torch.device(device)
     costs = costs or _probe_costs(net, device)
     height, width = hr_size
+    tile = budget.tile
     if tile is None:
         crop = lr_size[0] * lr_size[1]
     else:
@@ -182,7 +187,7 @@ def estimate_memory(
         encoder=int(costs.encoder_per_pixel * crop),
         decoder=int(
             costs.tables_per_position * tables_side**2
-            + costs.per_query * min(max_queries, tile_hr_pixels)
+            + costs.per_query * min(budget.max_queries, tile_hr_pixels)
             + TILE_BYTES_PER_PIXEL * tile_hr_pixels
         ),
         conversion=conversion,
@@ -224,7 +229,7 @@ def check_memory(
     estimates: dict[Path, MemoryEstimate],
     asked: str,
     *,
-    tile: int | None,
+    budget: QueryBudget,
     available: Callable[[str], int | None],
 ) -> None:
     """Raise :class:`OutputTooLargeError` for the inputs whose estimate exceeds free memory."""
@@ -246,8 +251,8 @@ def check_memory(
     if not problems:
         return
     tile_hint = (
-        f"a smaller test.tile (now {tile})"
-        if tile
+        f"a smaller test.tile (now {budget.tile})"
+        if budget.tile
         else "test.tile=<LR pixels> (e.g. test.tile=128) to encode in tiles"
     )
     raise OutputTooLargeError(
@@ -264,8 +269,7 @@ def estimate_inputs(
     files: list[Path],
     scale: float | Sequence[float] | None,
     size: Sequence[int] | None,
-    tile: int | None,
-    max_queries: int,
+    budget: QueryBudget,
     device: torch.device,
 ) -> dict[Path, MemoryEstimate]:
     """The estimate of every input whose header is readable (the others fail when decoded).
@@ -281,8 +285,7 @@ def estimate_inputs(
             net,
             lr_size,
             output_size(lr_size, scale, size),
-            tile=tile,
-            max_queries=max_queries,
+            budget=budget,
             device=device,
             costs=costs,
         )

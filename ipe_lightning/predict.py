@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ipe_lightning.bicubic import to_uint8
 from ipe_lightning.data.images import decode_rgb, list_images
-from ipe_lightning.inference import DEFAULT_MAX_QUERIES, upsample
+from ipe_lightning.inference import DEFAULT_QUERY_BUDGET, QueryBudget, upsample
 from ipe_lightning.memory_estimate import (
     MemoryEstimate,
     OutputTooLargeError,
@@ -119,10 +119,10 @@ def predict_files(
     overwrite: bool = False,
     device: str | torch.device = "cpu",
     precision: str = "32",
-    max_queries: int = DEFAULT_MAX_QUERIES,
-    tile: int | None = None,
+    budget: QueryBudget = DEFAULT_QUERY_BUDGET,
 ) -> PredictionSummary:
-    """Upsample each file to an 8-bit PNG in ``output_dir``; bad inputs are reported, not fatal."""
+    """Upsample each file to an 8-bit PNG in ``output_dir`` within ``budget`` (queries at a time,
+    encoder tiles); bad inputs are reported, not fatal."""
     if (scale is None) == (size is None):
         raise ValueError("give exactly one of scale=... or size=[H, W]")
     if scale is not None and not isinstance(scale, int | float):
@@ -130,8 +130,8 @@ def predict_files(
     device = torch.device(device)
     net = net.to(device).eval()
     names = output_names(files, scale, size)
-    estimates = estimate_inputs(net, files, scale, size, tile, max_queries, device)
-    check_memory(estimates, _what_was_asked(scale, size), tile=tile, available=available_memory)
+    estimates = estimate_inputs(net, files, scale, size, budget, device)
+    check_memory(estimates, _what_was_asked(scale, size), budget=budget, available=available_memory)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = PredictionSummary()
@@ -152,8 +152,8 @@ def predict_files(
                 image,
                 scale=scale,
                 size=size,
-                max_queries=max_queries,
-                tile=tile,
+                max_queries=budget.max_queries,
+                tile=budget.tile,
                 progress=True,
             )
         Image.fromarray(to_uint8(sr[0].float())).save(target)

@@ -40,6 +40,8 @@ PER_IMAGE_FIELDS = ("set", "scale", "image", "psnr", "ssim", "bicubic_psnr", "bi
 RECORD_VERSION = 1
 FINISHED = "finished"
 NON_FINITE = "non_finite"
+# W&B job types of mode=train and mode=test runs: the report leaves evaluation runs out
+TRAIN_JOB_TYPE, EVAL_JOB_TYPE = "train", "eval"
 
 _TEST_KEY = re.compile(r"^test/(?P<loader>.+)/(?P<metric>psnr|ssim|bicubic_psnr|bicubic_ssim)$")
 
@@ -148,6 +150,11 @@ class JobResult:
         return cls(
             status=status, metrics=record.get("metrics") or {}, note=error[0] if error else note
         )
+
+
+def debug_note(debug: str | None) -> str:
+    """The words every picture of a debug run carries."""
+    return f"DEBUG RUN (debug={debug}): the numbers mean nothing"
 
 
 def git_commit(directory: str | os.PathLike | None = None) -> str | None:

@@ -1,33 +1,38 @@
-"""train / test / predict as functions of a composed config (``run.py`` only dispatches)."""
+"""train / test / predict as functions of a composed config (``run.py`` only dispatches).
+
+Train and test read compose → instantiate → fit / test → record: :func:`build_parts` builds the
+data module, the module and the trainer from the config, and :func:`running` runs the job in its
+scopes (W&B isolation, DDP, Ctrl-C, and the failure record with the trainer's step once the
+trainer exists). The callbacks of ``conf/callbacks/`` watch the run (non-finite losses) and write
+``per_image.csv``; the task writes ``metrics.json`` from what ``trainer.test`` returns.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor
+from torch import nn
 
 from ipe_lightning.configs import plain
 from ipe_lightning.errors import MissingFileError, SettingError
-from ipe_lightning.models import load_network, read_checkpoint
+from ipe_lightning.inference import QueryBudget
+from ipe_lightning.models import load_network
 from ipe_lightning.module import SRModule
 from ipe_lightning.predict import PredictionError, input_files, predict_files, report
 from ipe_lightning.runtime import ddp
 from ipe_lightning.runtime import resume as runtime_resume
 from ipe_lightning.runtime.checkpoints import stop_on_interrupt
 from ipe_lightning.runtime.ddp import ddp_job_scope
-from ipe_lightning.runtime.job import (
-    Job,
-    readable,
-    recorded_failure,
-    write_per_image,
-    write_record,
-)
+from ipe_lightning.runtime.job import Job, readable, recorded_failure, write_record
 from ipe_lightning.runtime.lock import run_directory_lock
 from ipe_lightning.runtime.loggers import (
     build_loggers,
@@ -45,6 +50,21 @@ def build_datamodule(cfg: DictConfig, stage: str | None = None) -> pl.LightningD
     return datamodule
 
 
+def query_budget(cfg: DictConfig) -> QueryBudget:
+    """The ``test`` node's bound on upsampling a whole image, for every test and prediction."""
+    return QueryBudget(max_queries=int(cfg.test.max_queries), tile=cfg.test.get("tile"))
+
+
+def build_module(
+    cfg: DictConfig, datamodule: pl.LightningDataModule, net: nn.Module | None = None
+) -> SRModule:
+    """The ``module`` node, with the data module's test loaders and the query budget; ``net``
+    (a network loaded from a checkpoint) replaces the node's network config."""
+    build = instantiate(cfg.module, _partial_=True)
+    loaded = {} if net is None else {"net": net}
+    return build(test_sets=list(datamodule.test_set_names), budget=query_budget(cfg), **loaded)
+
+
 def build_callbacks(cfg: DictConfig, loggers: list[Any]) -> list[pl.Callback]:
     """The ``callbacks`` group, instantiated; without a logger, no ``LearningRateMonitor`` (it
     refuses to start when it has nowhere to write, and ``logger=none`` must still train)."""
@@ -54,10 +74,13 @@ def build_callbacks(cfg: DictConfig, loggers: list[Any]) -> list[pl.Callback]:
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    """The trainer with the ``logger`` and ``callbacks`` groups; every logger gets the whole
+    resolved config, not only the module's hyperparameters."""
+    loggers = build_loggers(cfg.get("logger"), wandb_job(cfg))
     resolved = {k: plain(v) for k, v in cfg.items() if k != "hydra"}
     for logger in loggers:
-        logger.log_hyperparams({"config": resolved})  # the whole resolved config, not only hparams
+        logger.log_hyperparams({"config": resolved})
     callbacks = build_callbacks(cfg, loggers)
     return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
@@ -68,18 +91,6 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     return runtime_resume.resume_checkpoint(
         cfg.paths.checkpoint_dir, cfg.get("ckpt_path"), str(cfg.get("resume", "auto"))
     )
-
-
-def module_kwargs(cfg: DictConfig, datamodule: pl.LightningDataModule) -> dict[str, Any]:
-    return {
-        "model_name": str(cfg.model.get("name", "")),
-        "optimizer": plain(cfg.get("optimizer")),
-        "scheduler": plain(cfg.get("scheduler")),
-        "test_sets": list(datamodule.test_set_names),
-        "max_queries": int(cfg.test.max_queries),
-        "tile": cfg.test.get("tile"),
-        "compile": plain(cfg.get("compile")),
-    }
 
 
 def check_test_sets_cover_ranks(datamodule: pl.LightningDataModule, trainer: pl.Trainer) -> None:
@@ -106,19 +117,91 @@ def require_checkpoint(path: Any) -> str:
     return str(path)
 
 
-def test_and_record(job: Job, module: SRModule, datamodule: pl.LightningDataModule) -> Any:
-    """Test on every evaluation set (Lightning's own results table off: ours is printed) and
-    write the per-image results."""
-    tested = job.trainer.test(module, datamodule=datamodule, verbose=False)
-    write_per_image(job, module)
-    return tested
+class Parts(NamedTuple):
+    """What a train or test job runs: built from its config by :func:`build_parts`."""
+
+    datamodule: pl.LightningDataModule
+    module: SRModule
+    trainer: pl.Trainer
 
 
-def finish(job: Job, tested: Any) -> dict[str, Any]:
+def build_parts(cfg: DictConfig, stage: str) -> Parts:
+    """The parts of a ``fit`` job (the module's network trained, from ``ckpt_path`` when given)
+    or a ``test`` job (the network of ``ckpt_path`` evaluated); what is missing is refused
+    before the trainer (and its W&B run) starts."""
+    if stage == "fit" and cfg.get("ckpt_path"):
+        require_checkpoint(cfg.ckpt_path)
+    if stage == "test" and not cfg.get("ckpt_path"):
+        raise SettingError("mode=test needs ckpt_path=<our .ckpt or an official LIIF/MetaSR .pth>")
+    datamodule = build_datamodule(cfg, "test" if stage == "test" else None)
+    net = load_network(require_checkpoint(cfg.ckpt_path))[0] if stage == "test" else None
+    module = build_module(cfg, datamodule, net)
+    trainer = build_trainer(cfg)
+    check_test_sets_cover_ranks(datamodule, trainer)
+    return Parts(datamodule, module, trainer)
+
+
+@contextlib.contextmanager
+def running(job: Job, build: Callable[[], Parts]) -> Iterator[Parts]:
+    """The parts ``build`` makes, in the job's own W&B run, with a failure record: step 0 while
+    building, the trainer's step and checkpoints after."""
+    with isolated_wandb_run():
+        with recorded_failure(job):
+            parts = build()
+        with recorded_failure(job, parts.trainer):
+            yield parts
+
+
+@contextlib.contextmanager
+def trainer_scope(trainer: pl.Trainer) -> Iterator[None]:
+    """Around ``fit``/``test``: DDP ranks that are this job's (runtime/ddp.py), and a Ctrl-C that
+    stops at the next step with ``last.ckpt`` saved (runtime/checkpoints.py)."""
+    with ddp_job_scope(trainer), stop_on_interrupt():
+        yield
+
+
+@contextlib.contextmanager
+def sampler_resumes_itself() -> Iterator[None]:
+    """Without Lightning's warning that a mid-epoch resume replays the epoch's samples unless the
+    loader has a state_dict: our sampler (data/sampler.py) restarts at the next sample itself
+    (tested: killed mid-epoch and resumed == uninterrupted)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+        yield
+
+
+def test_on_every_set(parts: Parts) -> Any:
+    """Lightning's own results table off: ours is printed from the record."""
+    return parts.trainer.test(parts.module, datamodule=parts.datamodule, verbose=False)
+
+
+def record_finished(job: Job, trainer: pl.Trainer, tested: Any) -> dict[str, Any]:
     """The finished record, written to ``metrics.json`` and summarised in W&B."""
-    record = write_record(job, "finished", tested)
-    summarise_test_in_wandb(job.trainer.loggers, record, job.cfg.paths.output_dir)
+    record = write_record(job, "finished", tested, trainer=trainer)
+    summarise_test_in_wandb(trainer.loggers, record, job.cfg.paths.output_dir)
     return record
+
+
+def train(job: Job) -> dict[str, Any]:
+    """Fit the ``module`` node's network (resuming where the run directory left off), then test
+    it on every evaluation set."""
+    cfg = job.cfg
+    pl.seed_everything(int(cfg.seed), workers=True)
+    with running(job, lambda: build_parts(cfg, "fit")) as parts:
+        with trainer_scope(parts.trainer), sampler_resumes_itself():
+            parts.trainer.fit(
+                parts.module, datamodule=parts.datamodule, ckpt_path=resume_checkpoint(cfg)
+            )
+            tested = test_on_every_set(parts)
+        return record_finished(job, parts.trainer, tested)
+
+
+def test(job: Job) -> dict[str, Any]:
+    """Test the network of ``ckpt_path`` on every evaluation set."""
+    with running(job, lambda: build_parts(job.cfg, "test")) as parts:
+        with trainer_scope(parts.trainer):
+            tested = test_on_every_set(parts)
+        return record_finished(job, parts.trainer, tested)
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -136,45 +219,6 @@ def _whole_number(value: Any) -> bool:
     if isinstance(value, str):
         return value.lstrip("-").isdigit()
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def train(job: Job) -> dict[str, Any]:
-    cfg = job.cfg
-    pl.seed_everything(int(cfg.seed), workers=True)
-    with isolated_wandb_run():
-        if cfg.get("ckpt_path"):
-            require_checkpoint(cfg.ckpt_path)
-        datamodule = build_datamodule(cfg)
-        module = SRModule(net=plain(cfg.model.net), **module_kwargs(cfg, datamodule))
-        job.trainer = trainer = build_trainer(cfg, build_loggers(cfg.get("logger"), wandb_job(cfg)))
-        check_test_sets_cover_ranks(datamodule, trainer)
-        # ddp: see runtime/ddp.py; Ctrl-C saves last.ckpt: runtime/checkpoints.py
-        with ddp_job_scope(trainer), stop_on_interrupt(), warnings.catch_warnings():
-            # Lightning warns that a mid-epoch resume replays the epoch's samples unless the
-            # loader has a state_dict; our sampler (data/sampler.py) restarts at the next sample
-            # itself (tested: killed mid-epoch and resumed == uninterrupted).
-            warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg))
-            tested = test_and_record(job, module, datamodule)
-        return finish(job, tested)
-
-
-def test(job: Job) -> dict[str, Any]:
-    cfg = job.cfg
-    with isolated_wandb_run():
-        if not cfg.get("ckpt_path"):
-            raise SettingError(
-                "mode=test needs ckpt_path=<our .ckpt or an official LIIF/MetaSR .pth>"
-            )
-        datamodule = build_datamodule(cfg, "test")
-        net_config, state = read_checkpoint(require_checkpoint(cfg.ckpt_path))
-        module = SRModule(net=net_config, **module_kwargs(cfg, datamodule))
-        module.net.load_state_dict(state)
-        job.trainer = trainer = build_trainer(cfg, build_loggers(cfg.get("logger"), wandb_job(cfg)))
-        check_test_sets_cover_ranks(datamodule, trainer)
-        with ddp_job_scope(trainer), stop_on_interrupt():
-            tested = test_and_record(job, module, datamodule)
-        return finish(job, tested)
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -198,8 +242,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         overwrite=bool(options.overwrite),
         device=device,
         precision=str(options.precision),
-        max_queries=int(cfg.test.max_queries),
-        tile=cfg.test.get("tile"),
+        budget=query_budget(cfg),
     )
     print(report(summary))
     if summary.failed:
@@ -224,4 +267,4 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             ddp.clear_rank_errors(cfg.paths.output_dir, job.rank)  # of an earlier run
         with recorded_failure(job):
             check_settings(cfg)
-            return JOBS[cfg.mode](job)
+        return JOBS[cfg.mode](job)  # each records its own failures (tasks.running)

@@ -1,6 +1,7 @@
-"""Processes that import ipe_lightning keep freed tensor buffers instead of faulting them back in
-(glibc only); the switch turns it off; elsewhere nothing happens. Claims about speed are counted in
-page faults, which other work on the machine does not change, never in seconds."""
+"""Processes started by an entry point (run.py, sweep jobs, the benchmarks) keep freed tensor
+buffers instead of faulting them back in (glibc only); the switch turns it off; elsewhere nothing
+happens; importing the library alone changes nothing. Claims about speed are counted in page
+faults, which other work on the machine does not change, never in seconds."""
 
 from __future__ import annotations
 
@@ -18,12 +19,18 @@ on_glibc = pytest.mark.skipif(allocator.glibc_version() is None, reason="glibc o
 
 # Allocates, fills and frees a 64 MB tensor 20 times (after 10 untimed rounds, in which the heap
 # grows to fit) and prints the minor page faults of the 20, the tuning and the child environment.
+# "import": as an entry point (keep_freed_memory first); "library": imports the library only;
+# "bare": neither.
 CHILD = """
 import json, os, resource, sys
 if sys.argv[1] == "import":
     import ipe_lightning
     from ipe_lightning.allocator import CHILD_ENVIRONMENT, keep_freed_memory
     state, names = keep_freed_memory().state, list(CHILD_ENVIRONMENT)
+elif sys.argv[1] == "library":
+    import ipe_lightning, ipe_lightning.metrics
+    from ipe_lightning.allocator import CHILD_ENVIRONMENT, tuning
+    state, names = tuning(), list(CHILD_ENVIRONMENT)
 else:
     state, names = None, []
 import torch
@@ -40,8 +47,9 @@ PAGES_PER_ROUND = 64 * 2**20 // 4096
 ROUNDS = 20
 
 
-def run_child(env: dict[str, str], imports: bool = True) -> dict:
-    argv = [sys.executable, "-c", CHILD, "import" if imports else "bare"]
+def run_child(env: dict[str, str], imports: bool | str = True) -> dict:
+    mode = imports if isinstance(imports, str) else "import" if imports else "bare"
+    argv = [sys.executable, "-c", CHILD, mode]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -56,11 +64,12 @@ def children() -> dict[str, dict]:
         "environment_only": run_child(
             {**child_environment(tuned=True), **CHILD_ENVIRONMENT}, imports=False
         ),
+        "library": run_child(child_environment(tuned=True), imports="library"),
     }
 
 
 @on_glibc
-def test_importing_ipe_lightning_removes_the_page_faults_of_a_freed_tensor(children):
+def test_the_entry_call_removes_the_page_faults_of_a_freed_tensor(children):
     on, off = children["on"], children["off"]
     assert off["faults"] >= 0.9 * ROUNDS * PAGES_PER_ROUND  # glibc's default: every page, again
     assert on["faults"] < 0.05 * off["faults"]
@@ -76,6 +85,69 @@ def test_the_environment_for_children_is_set_and_alone_removes_the_faults(childr
 @on_glibc
 def test_the_switch_off_leaves_the_environment_untouched(children):
     assert children["off"]["env"] == dict.fromkeys(CHILD_ENVIRONMENT)
+
+
+@on_glibc
+def test_importing_the_library_leaves_glibc_and_the_environment_alone(children):
+    library, off = children["library"], children["off"]
+    assert library["state"] is None  # keep_freed_memory was not called
+    assert library["env"] == dict.fromkeys(CHILD_ENVIRONMENT)
+    # mallopt untouched: the freed tensor's pages fault back in as under glibc's defaults
+    assert library["faults"] >= 0.9 * ROUNDS * PAGES_PER_ROUND
+    assert library["faults"] >= 0.5 * off["faults"]
+
+
+def test_importing_the_library_calls_no_mallopt():
+    code = (
+        "import ctypes, json, os\n"
+        "import ipe_lightning, ipe_lightning.metrics, ipe_lightning.models, ipe_lightning.data\n"
+        "from ipe_lightning import allocator\n"
+        "print(json.dumps({'tuning': allocator.tuning(),"
+        " 'env': sorted(k for k in os.environ if k.startswith('MALLOC_'))}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=child_environment(tuned=True),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"tuning": None, "env": []}
+
+
+# run.py as `python run.py --cfg job` runs it (Hydra prints the config and exits), then reports
+# what the entry point did to the allocator.
+RUN_PY = """
+import json, os, runpy, sys
+sys.argv = ["run.py", "--cfg", "job"]
+try:
+    runpy.run_path("run.py", run_name="__main__")
+except SystemExit:
+    pass
+from ipe_lightning.allocator import CHILD_ENVIRONMENT, tuning
+done = tuning()
+env = {k: os.environ.get(k) for k in CHILD_ENVIRONMENT}
+print(json.dumps({"state": done and done.state, "env": env}))
+"""
+
+
+def test_run_py_tunes_the_allocator_before_anything_else():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_PY],
+        cwd=repo,
+        env=child_environment(tuned=True),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if allocator.glibc_version() is None:
+        assert result["state"] == "unsupported"
+    else:
+        assert result == {"state": "mallopt", "env": CHILD_ENVIRONMENT}
 
 
 @on_glibc

@@ -13,7 +13,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from ipe_lightning.errors import SettingError
-from ipe_lightning.module import NonFiniteLossError, SRModule, compile_options
+from ipe_lightning.module import SRModule, compile_options
+from ipe_lightning.runtime.nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from tests.support.modules import make_module, module_configs, sampled_batch
 from tests.support.modules import trainer as quiet_trainer
 
@@ -46,8 +47,10 @@ class Losses(pl.Callback):
         self.values.append(outputs["loss"].item())
 
 
-def trainer(**kwargs) -> pl.Trainer:
-    return quiet_trainer(limit_val_batches=0, **kwargs)
+def trainer(guard: NonFiniteLossGuard | None = None, **kwargs) -> pl.Trainer:
+    """A quiet trainer with the non-finite loss guard of the default callbacks (``guard``)."""
+    callbacks = [*kwargs.pop("callbacks", []), guard or NonFiniteLossGuard()]
+    return quiet_trainer(limit_val_batches=0, callbacks=callbacks, **kwargs)
 
 
 def train(module: SRModule, steps: int = STEPS, **kwargs) -> list[float]:
@@ -158,20 +161,17 @@ class PoisonAtStep(pl.Callback):
                 next(pl_module.parameters()).fill_(float("nan"))
 
 
-def test_a_nan_loss_read_late_as_on_a_gpu_names_its_step(configs, monkeypatch):
-    monkeypatch.setattr(SRModule, "losses_read_each_step_on", ())  # as on a GPU
+def test_a_nan_loss_read_late_as_on_a_gpu_names_its_step(configs):
     module = make_module(configs)
-    fit = trainer(max_steps=6, log_every_n_steps=4, callbacks=[PoisonAtStep(1)])
+    as_on_a_gpu = NonFiniteLossGuard(losses_read_each_step_on=())
+    fit = trainer(as_on_a_gpu, max_steps=6, log_every_n_steps=4, callbacks=[PoisonAtStep(1)])
     loader = DataLoader([sampled_batch(seed) for seed in range(6)], batch_size=None)
     with pytest.raises(NonFiniteLossError, match="at step 1 "):
         fit.fit(module, loader)
     assert fit.global_step == 3  # read at the fourth step, with the loss of the fourth log
 
 
-def test_a_nan_loss_read_late_stops_training_before_the_next_checkpoint(
-    configs, monkeypatch, tmp_path
-):
-    monkeypatch.setattr(SRModule, "losses_read_each_step_on", ())
+def test_a_nan_loss_read_late_stops_training_before_the_next_checkpoint(configs, tmp_path):
     module = make_module(configs)
     every_step = ModelCheckpoint(
         dirpath=tmp_path, save_last=True, save_top_k=0, every_n_train_steps=1
@@ -183,6 +183,7 @@ def test_a_nan_loss_read_late_stops_training_before_the_next_checkpoint(
             log_every_n_steps=50,
             callbacks=[PoisonAtStep(1), every_step],
             enable_checkpointing=True,
+            guard=NonFiniteLossGuard(losses_read_each_step_on=()),
         )
     saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 1

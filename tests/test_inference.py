@@ -27,6 +27,7 @@ from ipe_lightning.models import (
     PlainMLP,
     SkipMLP,
 )
+from ipe_lightning.models.decoders import FastDecoder, NaiveDecoder
 from ipe_lightning.tiling import receptive_radius
 
 TOLERANCE = 1e-5
@@ -39,7 +40,7 @@ def tiny_liif(impl: str = "fast", encoder=None, encoding=None, mlp=SkipMLP, **kw
         encoder,
         encoding=encoding or IPE(4),
         mlp=partial(mlp, hidden=(16, 16, 16)),
-        impl=impl,
+        decoder={"fast": FastDecoder, "naive": NaiveDecoder}[impl],
         **kwargs,
     ).eval()
 

@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 
 from ipe_lightning import memory_estimate
+from ipe_lightning.inference import QueryBudget
 from tests.support.networks import tiny_net
 
 
 def test_the_estimate_counts_the_output_and_a_tile_bounds_the_encoder():
     net = tiny_net()
     whole = memory_estimate.estimate_memory(net, (3000, 4000), (6000, 8000))
-    tiled = memory_estimate.estimate_memory(net, (3000, 4000), (6000, 8000), tile=64)
+    tiled = memory_estimate.estimate_memory(
+        net, (3000, 4000), (6000, 8000), budget=QueryBudget(tile=64)
+    )
     assert whole.output == tiled.output == 6000 * 8000 * 3 * 4
     assert tiled.encoder < whole.encoder / 100
     # EDSR-baseline with 8 features: at least the 8-channel float32 features of every LR pixel

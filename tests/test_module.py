@@ -1,5 +1,6 @@
-"""SRModule: the L1 loss in the network range, NaN stops training, validation PSNR on the sampled
-pixels, test metrics and test_step outputs, optimiser and scheduler built from config."""
+"""SRModule: the L1 loss in the network range, NaN stops training (with the guard of the default
+callbacks), validation PSNR on the sampled pixels, test metrics and test_step outputs, optimiser
+and scheduler built from config, hyperparameters a checkpoint can load."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from ipe_lightning.bicubic import bicubic_upsample
-from ipe_lightning.inference import upsample
-from ipe_lightning.module import NonFiniteLossError, SRModule
+from ipe_lightning.inference import QueryBudget, upsample
+from ipe_lightning.module import SRModule
 from ipe_lightning.runtime.examples import SEPARATOR, ExampleImages, panel_geometry
+from ipe_lightning.runtime.nonfinite import NonFiniteLossError, NonFiniteLossGuard
+from ipe_lightning.runtime.per_image import PerImageResults
 from tests.support.modules import make_module, module_configs, sampled_batch, trainer
 
 
@@ -62,8 +65,9 @@ def test_a_non_finite_loss_stops_training_naming_the_step(configs):
                     next(pl_module.parameters()).fill_(float("nan"))
 
     loader = DataLoader([sampled_batch(seed) for seed in range(3)], batch_size=None)
+    callbacks = [PoisonAtStep1(), NonFiniteLossGuard()]
     with pytest.raises(NonFiniteLossError, match="at step 1 "):
-        trainer(max_steps=3, limit_val_batches=0, callbacks=[PoisonAtStep1()]).fit(module, loader)
+        trainer(max_steps=3, limit_val_batches=0, callbacks=callbacks).fit(module, loader)
 
 
 def test_validation_psnr_is_the_mean_psnr_of_the_sampled_pixels(configs):
@@ -97,7 +101,7 @@ def eval_batch(seed: int, name: str) -> dict:
 
 
 def test_test_step_scores_each_image_and_returns_its_images_to_callbacks(configs, tmp_path):
-    module = make_module(configs, test_sets=["set/x2"], max_queries=97)
+    module = make_module(configs, test_sets=["set/x2"], budget=QueryBudget(max_queries=97))
     capture = Capture()
     examples = ExampleImages(str(tmp_path / "examples"), num_examples=1)
     batches = [eval_batch(4, "a"), eval_batch(5, "b")]
@@ -192,22 +196,21 @@ def test_hyperparameters_from_omegaconf_nodes_load_with_weights_only(configs, tm
 
 
 def test_test_writes_one_row_per_image_whose_means_are_the_logged_means(configs, tmp_path):
-    from ipe_lightning.results import read_per_image, write_per_image
+    from ipe_lightning.results import read_per_image
 
     module = make_module(configs, test_sets=["set/x2", "other/x3"])
     batches = [eval_batch(4, "b"), eval_batch(5, "a"), eval_batch(6, "c")]
     loaders = [DataLoader(batches, batch_size=None), DataLoader(batches[:2], batch_size=None)]
-    logged = trainer().test(module, loaders, verbose=False)
-    rows = module.per_image_results
-    assert [(r["set"], r["scale"], r["image"]) for r in rows] == [
+    per_image = PerImageResults(tmp_path)
+    logged = trainer(callbacks=[per_image]).test(module, loaders, verbose=False)
+    read = read_per_image(tmp_path)
+    assert [(r["set"], r["scale"], r["image"]) for r in read] == [
         ("set", "2", "a"),
         ("set", "2", "b"),
         ("set", "2", "c"),
         ("other", "3", "a"),
         ("other", "3", "b"),
     ]
-    write_per_image(tmp_path, rows)
-    read = read_per_image(tmp_path)
     flat = {k: v for entry in logged for k, v in entry.items()}
     for loader, set_name in (("set/x2", "set"), ("other/x3", "other")):
         for metric in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"):
@@ -219,31 +222,26 @@ def test_test_writes_one_row_per_image_whose_means_are_the_logged_means(configs,
     assert math.isclose(read[0]["psnr"], y_psnr(sr, batches[1]["hr"], shave=2), abs_tol=1e-4)
 
 
-def _gather_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    import torch.distributed as dist
-
-    from ipe_lightning.module import gather_rows
-
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
+def test_the_module_records_its_network_and_name_but_not_how_it_is_tested(configs, tmp_path):
+    net, optimizer, scheduler = configs
+    module = SRModule(
+        net=net,
+        model_name="ipe_liif",
+        optimizer=optimizer,
+        scheduler=scheduler,
+        test_sets=["a/x2"],
+        budget=QueryBudget(max_queries=97, tile=8),
     )
-    try:
-        mine = [{"image": f"{rank}-{i}"} for i in range(rank + 1)]  # uneven shards
-        torch.save(gather_rows(mine), f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    torch.save({"hyper_parameters": dict(module.hparams)}, tmp_path / "hparams.pt")
+    loaded = torch.load(tmp_path / "hparams.pt", weights_only=True)["hyper_parameters"]
+    assert loaded["model_name"] == "ipe_liif" and loaded["net"] == net
+    assert not {"max_queries", "tile", "budget"} & set(loaded)
+    assert module.budget == QueryBudget(max_queries=97, tile=8)
 
 
-@pytest.mark.slow  # a few seconds of subprocesses; runs in make test-slow and CI
-def test_per_image_rows_are_gathered_from_every_rank_each_once(tmp_path):
-    import socket
+def test_a_loaded_network_is_tested_as_it_is(configs):
+    from hydra.utils import instantiate
 
-    import torch.multiprocessing as mp
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    mp.spawn(_gather_worker, args=(2, port, str(tmp_path)), nprocs=2)
-    expected = [{"image": "0-0"}, {"image": "1-0"}, {"image": "1-1"}]
-    for rank in range(2):
-        assert torch.load(tmp_path / f"rank{rank}.pt") == expected
+    network = instantiate(configs[0], _convert_="all")
+    module = SRModule(net=network, test_sets=["a/x2"])
+    assert module.net is network and module.hparams.net is None

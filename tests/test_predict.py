@@ -240,3 +240,26 @@ def test_the_estimate_is_close_to_the_measured_peak_on_the_cpu(one_input, tmp_pa
     # an upper bound of the live peak (the refusal must not let too large an output through),
     # and not a wild one (it counts the decoder's tile buffers whole)
     assert 0.9 * measured <= estimated <= 2.5 * measured
+
+
+def test_the_query_budget_reaches_every_upsampling_and_the_memory_estimate(
+    one_input, tmp_path, monkeypatch
+):
+    from ipe_lightning.inference import QueryBudget
+
+    budget = QueryBudget(max_queries=123, tile=7)
+    seen: dict[str, object] = {}
+    real_estimate = predict_module.estimate_inputs
+
+    def estimate(net, files, scale, size, budget, device):
+        seen["estimate"] = budget
+        return real_estimate(net, files, scale, size, budget, device)
+
+    def fake_upsample(net, image, **options):
+        seen["upsample"] = (options["max_queries"], options["tile"])
+        return upsample(net, image, scale=options["scale"], size=options["size"])
+
+    monkeypatch.setattr(predict_module, "estimate_inputs", estimate)
+    monkeypatch.setattr(predict_module, "upsample", fake_upsample)
+    predict_module.predict_files(tiny_net(), [one_input], tmp_path / "out", scale=2, budget=budget)
+    assert seen == {"estimate": budget, "upsample": (123, 7)}

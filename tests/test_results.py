@@ -104,3 +104,18 @@ def test_a_record_holds_no_bare_infinity_and_says_what_its_nulls_were(tmp_path):
     assert json.loads((tmp_path / "sweep.json").read_text(), parse_constant=_refuse) == {
         "values": [1.0, None]
     }
+
+
+def test_the_wandb_job_types_are_the_loggers():
+    """The report leaves out evaluation runs by the job type the W&B logger gives them."""
+    from ipe_lightning.results import EVAL_JOB_TYPE, TRAIN_JOB_TYPE
+    from ipe_lightning.runtime import loggers
+
+    assert (loggers.TRAIN_JOB_TYPE, loggers.EVAL_JOB_TYPE) == (TRAIN_JOB_TYPE, EVAL_JOB_TYPE)
+    assert TRAIN_JOB_TYPE != EVAL_JOB_TYPE
+
+
+def test_every_picture_of_a_debug_run_says_so():
+    from ipe_lightning.results import debug_note
+
+    assert debug_note("tiny") == "DEBUG RUN (debug=tiny): the numbers mean nothing"

@@ -118,9 +118,9 @@ def test_a_missing_checkpoint_is_a_user_error(tmp_path):
 def test_a_rank_that_fails_leaves_its_error_to_rank_zero_whose_record_names_it_first(
     tmp_path, monkeypatch
 ):
-    from ipe_lightning.runtime.lock import _RANK_VARIABLES
+    from ipe_lightning.runtime.rank import RANK_VARIABLES
 
-    for name in (*_RANK_VARIABLES, "SLURM_NTASKS", "WORLD_SIZE"):
+    for name in (*RANK_VARIABLES, "SLURM_NTASKS", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     run_dir = tmp_path / "run"
     monkeypatch.setenv("NODE_RANK", "1")  # the second node of a job: its checkpoint is lost

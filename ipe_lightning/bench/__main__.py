@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import sys
+# First, before a benchmark imports torch: the allocator of a training job (run.py does the same).
+from ipe_lightning.allocator import keep_freed_memory
 
-import ipe_lightning.bench as package
+keep_freed_memory()
+
+import importlib  # noqa: E402
+import pkgutil  # noqa: E402
+import sys  # noqa: E402
+
+import ipe_lightning.bench as package  # noqa: E402
 
 
 def available() -> list[str]:

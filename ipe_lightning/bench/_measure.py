@@ -17,23 +17,37 @@ from typing import Any
 
 import torch
 
-from ipe_lightning.models import IPE, LIIF, Cell, EDSRBaseline, PlainMLP, SkipMLP
+from ipe_lightning.models import (
+    IPE,
+    LIIF,
+    Cell,
+    EDSRBaseline,
+    FastDecoder,
+    NaiveDecoder,
+    PlainMLP,
+    SkipMLP,
+)
 
-IMPLS = ("naive", "fast")
+# The decoder parts the benchmarks compare, by the names their options and reports use
+# (conf/model/decoder/).
+DECODERS = {"naive": NaiveDecoder, "fast": FastDecoder}
+IMPLS = tuple(DECODERS)
 
 
 def build_net(model: str, impl: str, seed: int = 0) -> LIIF:
-    """The paper's presets with EDSR-baseline (conf/model/{liif,ipe_liif}.yaml), random weights:
-    speed and memory do not depend on the weights' values. The same seed gives both impls the
-    same weights."""
+    """The paper's presets with EDSR-baseline (conf/model/{liif,ipe_liif}.yaml) and the decoder
+    ``DECODERS[impl]``, random weights: speed and memory do not depend on the weights' values.
+    The same seed gives both decoders the same weights."""
     presets = {
         "ipe_liif": {"encoding": IPE(10), "mlp": SkipMLP},
         "liif": {"encoding": Cell(), "mlp": PlainMLP},
     }
     if model not in presets:
         raise ValueError(f"unknown model {model!r}; choose one of {sorted(presets)}")
+    if impl not in DECODERS:
+        raise ValueError(f"unknown decoder {impl!r}; choose one of {sorted(DECODERS)}")
     torch.manual_seed(seed)
-    return LIIF(EDSRBaseline(), impl=impl, **presets[model])
+    return LIIF(EDSRBaseline(), decoder=DECODERS[impl], **presets[model])
 
 
 def synchronize(device: torch.device) -> None:
@@ -103,11 +117,13 @@ def in_fresh_process(target: str, kwargs: dict[str, Any], env: dict[str, str]) -
     its JSON-serialisable result.
 
     A new interpreter, not a fork: settings read at start-up (the C library's, from ``env``)
-    and at import (``ipe_lightning``'s) apply to it as they would to a user's process.
+    and by the entry point (``keep_freed_memory``, before ``target`` imports torch) apply to it
+    as they would to a ``run.py`` process.
     """
     module, function = target.split(":")
     code = (
-        f"import json, sys; from {module} import {function} as run; "
+        "import json, sys; from ipe_lightning.allocator import keep_freed_memory; "
+        f"keep_freed_memory(); from {module} import {function} as run; "
         "print(json.dumps(run(**json.loads(sys.argv[1]))))"
     )
     done = subprocess.run(

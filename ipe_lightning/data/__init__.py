@@ -1,11 +1,15 @@
 """Data: image sources (DIV2K, benchmarks, folders, bundled photos) read through the decoded cache
 → degradation (Pillow bicubic) → training samples and evaluation sets → the LightningDataModule
-(docs/method.md §3-§5)."""
+(docs/method.md §3-§5).
+
+``SRDataModule`` is imported on first use: the rest of the package (the sources, the resizes,
+``python -m ipe_lightning.data.tiny_tree`` and ``make_lr``) loads without Lightning."""
+
+from typing import Any
 
 from ipe_lightning.data.bundled import HELD_OUT_PHOTOS, TRAIN_PHOTOS, photo_path
 from ipe_lightning.data.cache import DecodedCache, default_cache_dir
 from ipe_lightning.data.crops import Augmentation, TrainingPatches, training_sample
-from ipe_lightning.data.datamodule import SRDataModule
 from ipe_lightning.data.degrade import generate_lr, generated_lr_size, resize_bicubic
 from ipe_lightning.data.eval_sets import (
     EvalImages,
@@ -64,3 +68,11 @@ __all__ = [
     "scan_images",
     "training_sample",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SRDataModule":
+        from ipe_lightning.data.datamodule import SRDataModule
+
+        return SRDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

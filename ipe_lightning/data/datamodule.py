@@ -3,7 +3,8 @@
 ``images`` (an image source, :mod:`ipe_lightning.data.sources`) gives the training and validation
 images: DIV2K trains on ``DIV2K_train_HR`` and validates on the first ``val_first_k`` images of
 ``DIV2K_valid_HR`` (LIIF's ``first_k: 10``, ``repeat: 160``); the bundled photos train on the
-training photos and validate on the held-out ones; plain folders on ``train_dir`` and ``val_dir``.
+training photos and validate on the held-out ones; plain folders on their ``train_dir`` and
+``val_dir``.
 ``eval_sets`` maps set names to their specs (:mod:`ipe_lightning.data.eval_sets`), one test loader
 per (set, scale) in the mapping's order.
 
@@ -61,17 +62,13 @@ class SRDataModule(pl.LightningDataModule):
     ``coord (B, Q, 2)``, ``cell (B, Q, 2)``, ``gt (B, Q, 3)``; images in ``[0, 1]``, coordinates
     in the LIIF convention, no normalisation. Test batches: see :func:`collate_eval`.
 
-    ``root``, ``train_dir`` and ``val_dir`` are what users set (``data.root=...``); the configs hand
-    them on to ``images`` and to ``eval.root``. The module reads images only through ``images``
-    and ``eval_sets``.
+    The module reads images only through ``images`` and ``eval_sets``; configs build it with
+    :meth:`from_config`.
     """
 
     def __init__(
         self,
         images: ImageSource | None = None,
-        root: str | None = None,
-        train_dir: str | None = None,
-        val_dir: str | None = None,
         scale_min: float = 1.0,
         scale_max: float = 4.0,
         inp_size: int = 48,
@@ -104,9 +101,6 @@ class SRDataModule(pl.LightningDataModule):
                 f"got {type(eval_sets).__name__}"
             )
         self.images = images
-        self.root = root
-        self.train_dir = train_dir
-        self.val_dir = val_dir
         self.scale_min = float(scale_min)
         self.scale_max = float(scale_max)
         self.inp_size = int(inp_size)
@@ -134,6 +128,23 @@ class SRDataModule(pl.LightningDataModule):
         self._checked_eval = False
         self._cleaned_cache = False
         self._said_header_only = False
+
+    @classmethod
+    def from_config(
+        cls,
+        *,
+        root: str | None = None,
+        train_dir: str | None = None,
+        val_dir: str | None = None,
+        **settings: Any,
+    ) -> SRDataModule:
+        """The module of a ``conf/data/*.yaml`` node (its ``_target_``).
+
+        ``root``, ``train_dir`` and ``val_dir`` are where users point the configs
+        (``data.root=/data``, ``IPE_DATA_ROOT``, ``data.train_dir=...``): the configs hand them on
+        by interpolation to ``images`` and ``eval.root``, so the module does not take them.
+        """
+        return cls(**settings)
 
     # -- inputs ---------------------------------------------------------------------------------
 

@@ -1,14 +1,16 @@
-"""Encoders, coordinate encodings, decoder MLPs and the implicit heads (LIIF family, MetaSR,
-LTE)."""
+"""Encoders, coordinate encodings, decoder MLPs, LIIF decoders and the implicit heads (LIIF
+family, MetaSR, LTE)."""
 
 from ipe_lightning.models.base import ImplicitSR
 from ipe_lightning.models.checkpoint import (
+    NetworkInfo,
     from_liif_checkpoint,
     load_network,
     load_weights_only,
     read_checkpoint,
     upgrade_network_config,
 )
+from ipe_lightning.models.decoders import FastDecoder, NaiveDecoder
 from ipe_lightning.models.encoders import RDN, EDSRBaseline
 from ipe_lightning.models.encodings import IPE, PE, Cell, IPECell, MetaPlain, NoEncoding
 from ipe_lightning.models.liif import LIIF
@@ -24,11 +26,14 @@ __all__ = [
     "RDN",
     "Cell",
     "EDSRBaseline",
+    "FastDecoder",
     "IPECell",
     "ImplicitSR",
     "IntegratedBasis",
     "MetaPlain",
     "MetaSR",
+    "NaiveDecoder",
+    "NetworkInfo",
     "NoEncoding",
     "PlainMLP",
     "PointBasis",

@@ -2,9 +2,10 @@
 
 Official files are ``{'model': {'name', 'args', 'sd'}}``: names ``liif`` and ``metasr`` (github
 yinboc/liif) and ``lte`` (github jaewon-lee-b/lte), encoders ``edsr-baseline`` and ``rdn``. Our
-files keep the network config in ``hyper_parameters['net']``; configs written before encodings
-and MLPs were parts (strings such as ``encoding: 'ipe'``) are translated to today's form on
-reading. Loading never unpickles code (``weights_only=True``)."""
+files keep the network config in ``hyper_parameters['net']`` and the preset's name in
+``hyper_parameters['model_name']``; configs that name parts by strings (``encoding: 'ipe'``,
+``impl: 'fast'``) are translated to today's parts on reading. Loading never unpickles code
+(``weights_only=True``). :func:`load_network` is the one way to load a network for inference."""
 
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ def _encoder_config(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 _ENCODINGS = "ipe_lightning.models.encodings."
 _MLPS = "ipe_lightning.models.mlp."
+# LIIF's decoder, once named by ``impl``: the decoder parts of ipe_lightning.models.decoders.
+_LEGACY_DECODERS = {"fast": "FastDecoder", "naive": "NaiveDecoder"}
+_DECODERS = "ipe_lightning.models.decoders."
 
 
 def _mlp_config(kind: str, hidden: Sequence[int]) -> dict[str, Any]:
@@ -130,15 +134,26 @@ def _legacy_choice(choices: dict[str, str], name: Any, what: str, head: str) -> 
     return choices[name]
 
 
-def upgrade_network_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A network config in today's form: encoding and MLP as parts (``_target_``).
+def _upgrade_decoder(config: dict[str, Any], head: str) -> dict[str, Any]:
+    """LIIF's ``impl: 'fast' | 'naive'`` becomes the decoder part of that name."""
+    if head != "LIIF" or "impl" not in config:
+        return config
+    name = _legacy_choice(_LEGACY_DECODERS, config.pop("impl"), "decoder impl", head)
+    config["decoder"] = {"_target_": _DECODERS + name, "_partial_": True}
+    return config
 
-    Configs saved before they were parts named them by strings next to a shared ``bandwidth``
-    and ``hidden`` (``encoding: 'ipe', bandwidth: 10, mlp: 'skip'``; MetaSR's ``meta_input:
-    'pe'``); they become the parts that build the same network. Today's configs are unchanged.
+
+def upgrade_network_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A network config in today's form: encoding, MLP and decoder as parts (``_target_``).
+
+    Configs that name parts by strings next to a shared ``bandwidth`` and ``hidden``
+    (``encoding: 'ipe', bandwidth: 10, mlp: 'skip'``; MetaSR's ``meta_input: 'pe'``; LIIF's
+    ``impl: 'fast'``) become the parts that build the same network. Today's configs are
+    unchanged.
     """
     config = dict(config)
     head = str(config.get("_target_", "")).rsplit(".", 1)[-1]
+    config = _upgrade_decoder(config, head)
     legacy = _LEGACY_HEADS.get(head)
     named = any(isinstance(config.get(k), str) for k in ("encoding", "mlp"))
     if legacy is None or not (named or {"bandwidth", "hidden", "meta_input"} & set(config)):
@@ -208,20 +223,42 @@ def from_liif_checkpoint(path_or_dict: str | os.PathLike | Mapping[str, Any]) ->
     return _load_state(instantiate(config), state, repr(checkpoint["model"]["name"]))
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(network config, network state dict)`` of one of our Lightning checkpoints or of an
-    official LIIF / MetaSR checkpoint, told apart by their layout."""
+@dataclass(frozen=True)
+class NetworkInfo:
+    """What a checkpoint says about its network besides the weights.
+
+    ``config``: the network config in today's form (as ``conf/model/*.yaml``'s ``net``);
+    ``model_name``: the preset it was trained as (``hyper_parameters['model_name']`` of our
+    Lightning checkpoints, e.g. ``ipe_liif``), ``None`` for official LIIF / MetaSR / LTE files.
+    """
+
+    config: dict[str, Any]
+    model_name: str | None = None
+
+
+def _read(path: str | os.PathLike) -> tuple[NetworkInfo, dict[str, Any]]:
     checkpoint = load_weights_only(path)
     if isinstance(checkpoint, Mapping) and "state_dict" in checkpoint:
-        return _lightning_parts(checkpoint)
-    return _liif_parts(checkpoint)
+        config, state = _lightning_parts(checkpoint)
+        name = (checkpoint.get("hyper_parameters") or {}).get("model_name")
+        return NetworkInfo(config, None if name is None else str(name)), state
+    config, state = _liif_parts(checkpoint)
+    return NetworkInfo(config), state
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(network config, network state dict)`` of one of our Lightning checkpoints or of an
+    official LIIF / MetaSR / LTE checkpoint, told apart by their layout."""
+    info, state = _read(path)
+    return info.config, state
 
 
 def load_network(
     path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[ImplicitSR, dict[str, Any]]:
-    """The network stored in ``path`` (ours or official LIIF), on ``device`` and in eval mode
-    (ready for :func:`ipe_lightning.inference.upsample`), and its config."""
-    config, state = read_checkpoint(path)
-    network = _load_state(instantiate(config), state, str(config.get("_target_")))
-    return network.to(device).eval(), config
+) -> tuple[ImplicitSR, NetworkInfo]:
+    """The network stored in ``path`` (ours or an official LIIF / MetaSR / LTE file), with its
+    weights, on ``device`` and in eval mode (ready for :func:`ipe_lightning.inference.upsample`),
+    and what the checkpoint says about it (:class:`NetworkInfo`: its config and model name)."""
+    info, state = _read(path)
+    network = _load_state(instantiate(info.config), state, str(info.config.get("_target_")))
+    return network.to(device).eval(), info

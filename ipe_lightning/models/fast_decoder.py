@@ -5,7 +5,7 @@ every hidden layer) computes ``W u = W_z z + W_enc enc``. ``z`` is the 3x3-unfol
 unfold followed by a linear map is a 3x3 convolution, so ``W_z z + b`` is computed once per LR
 position (``conv3x3(feat)``) and gathered per query instead of being recomputed for every query
 and every ensemble branch. Only ``W_enc enc`` (4L inputs) and the hidden-to-hidden products stay per
-query. The algebra is exact; the naive decoder (``impl="naive"``) is the oracle it is tested
+query. The algebra is exact; the naive decoder (``NaiveDecoder``) is the oracle it is tested
 against. The weights are the MLP's own, so checkpoints are shared by both implementations.
 """
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ipe_lightning.coords import coord_of_indices
+
 # LIIF code: queries are clamped just inside (-1, 1) so the nearest LR pixel always exists.
 BORDER_EPS = 1e-6
 # LIIF code: a tiny positive shift so queries on an LR pixel boundary pick a definite side.
@@ -39,8 +41,8 @@ def nearest_index(coord: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return row * width + col
 
 
-def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``table (B, N, D)`` rows at ``index (B, Q)`` → ``(B, Q, D)``."""
+def take_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The rows of ``table (B, N, D)`` at ``index (B, Q)``, per batch item → ``(B, Q, D)``."""
     batch = torch.arange(table.shape[0], device=table.device)[:, None]
     return table[batch, index]
 
@@ -63,11 +65,35 @@ def ensemble_shifts(size: tuple[int, int], local_ensemble: bool) -> list[tuple[f
     return [(vy * half_y + SHIFT_EPS, vx * half_x + SHIFT_EPS) for vy in (-1, 1) for vx in (-1, 1)]
 
 
-def ensemble_weights(rel_coords: list[torch.Tensor]) -> torch.Tensor:
+def ensemble_lookup(
+    coord: torch.Tensor, size: tuple[int, int], local_ensemble: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LR pixel each ensemble branch of each query reads, and the query's offset from it
+    (paper Eq. 8, LIIF's local ensemble).
+
+    Per branch (:func:`ensemble_shifts`): the query ``coord (B, Q, 2)`` is shifted, clamped just
+    inside the image (:data:`BORDER_EPS`) and looked up (:func:`nearest_index`); the relative
+    coordinate is the *unshifted* query minus that pixel's centre, in LR-pixel units. Returns the
+    row-major indices ``(K, B, Q)`` on the ``h x w`` grid ``size`` and the relative coordinates
+    ``(K, B, Q, 2)``, ``K`` = 4 branches (1 without the ensemble).
+    """
+    lr_size = coord.new_tensor(size)
+    indices, rel_coords = [], []
+    for shift in ensemble_shifts(size, local_ensemble):
+        shifted = (coord + coord.new_tensor(shift)).clamp_(-1 + BORDER_EPS, 1 - BORDER_EPS)
+        index = nearest_index(shifted, size)
+        centre = coord_of_indices(index, size, dtype=coord.dtype)
+        rel_coords.append((coord - centre) * lr_size)
+        indices.append(index)
+    return torch.stack(indices), torch.stack(rel_coords)
+
+
+def ensemble_weights(rel_coords: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
     """Bilinear-style weights of the ensemble branches (LIIF Eq. 4, paper Eq. 8).
 
-    ``rel_coords`` are the four branches' ``(..., 2)`` offsets in LR-pixel units; each branch is
-    weighted by the area of the rectangle spanned by the *diagonally opposite* branch's offset.
+    ``rel_coords`` are the four branches' ``(..., 2)`` offsets in LR-pixel units (stacked or a
+    list); each branch is weighted by the area of the rectangle spanned by the *diagonally
+    opposite* branch's offset.
     Returns ``(4, ...)`` weights summing to one.
     """
     areas = torch.stack([(rel[..., 0] * rel[..., 1]).abs() + AREA_EPS for rel in rel_coords])

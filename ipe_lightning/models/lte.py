@@ -23,16 +23,9 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ipe_lightning.coords import coord_of_indices
 from ipe_lightning.models.base import ImplicitSR, check_lr, check_queries
 from ipe_lightning.models.grid import LatentGrid, Window, window_table
-from ipe_lightning.models.lookup import (
-    BORDER_EPS,
-    ensemble_shifts,
-    ensemble_weights,
-    gather_rows,
-    nearest_index,
-)
+from ipe_lightning.models.lookup import ensemble_lookup, ensemble_weights, take_rows
 from ipe_lightning.models.mlp import MLPFactory, PlainMLP
 
 # Channels the LR image adds to LTE's features (its bilinear term reads them).
@@ -200,17 +193,10 @@ class LTE(ImplicitSR):
         rel_cell = cell * lr_size  # (2 / s_h, 2 / s_w): the query cell in LR-pixel units
         radius = rel_cell / 2  # the query pixel's half-width, as IPE
         phase = 0 if self.phase is None else self.phase(rel_cell)
-        indices, rel_coords = [], []
-        for shift in ensemble_shifts(size, local_ensemble=True):
-            shifted = (coord + coord.new_tensor(shift)).clamp_(-1 + BORDER_EPS, 1 - BORDER_EPS)
-            index = nearest_index(shifted, size)
-            rel_coords.append((coord - coord_of_indices(index, size, dtype=coord.dtype)) * lr_size)
-            indices.append(index)
+        indices, rel_coords = ensemble_lookup(coord, size, local_ensemble=True)
         predictions = []
-        for index, rel_coord in zip(
-            grid.local_index(torch.stack(indices)), rel_coords, strict=True
-        ):
-            coef, freq = gather_rows(texture, index).split(self.hidden_dim, dim=-1)
+        for index, rel_coord in zip(grid.local_index(indices), rel_coords, strict=True):
+            coef, freq = take_rows(texture, index).split(self.hidden_dim, dim=-1)
             freq = freq.unflatten(-1, (-1, 2))  # pair k = channels (2k, 2k+1) = (f_y, f_x)
             theta = (freq * rel_coord.unsqueeze(-2)).sum(dim=-1) + phase
             predictions.append(self.mlp(coef * self.basis(theta, freq, radius)))
@@ -222,7 +208,7 @@ class LTE(ImplicitSR):
     def _bilinear_image(grid: LatentGrid, image: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
         """The LR image sampled bilinearly at ``coord`` from the window's pixels ``(B, Q, 3)``."""
         index, weight = bilinear_taps(coord, grid.lr_size)
-        taps = [gather_rows(image, i) for i in grid.local_index(index)]
+        taps = [take_rows(image, i) for i in grid.local_index(index)]
         return sum(w.unsqueeze(-1) * tap for w, tap in zip(weight, taps, strict=True))
 
 

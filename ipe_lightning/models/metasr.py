@@ -20,8 +20,8 @@ from ipe_lightning.models.grid import LatentGrid, Window, window_table
 from ipe_lightning.models.lookup import (
     BORDER_EPS,
     SHIFT_EPS,
-    gather_rows,
     nearest_index,
+    take_rows,
     unfold_features,
 )
 from ipe_lightning.models.mlp import MLPFactory, PlainMLP
@@ -76,5 +76,5 @@ class MetaSR(ImplicitSR):
         radius = cell * half_lr_size  # (1 / s_h, 1 / s_w)
         filters = self.mlp(self.encoding(offset, radius))
         filters = filters.view(*coord.shape[:2], self.latent_dim, 3)
-        z = gather_rows(latent, grid.local_index(index))
+        z = take_rows(latent, grid.local_index(index))
         return torch.einsum("bqd,bqdc->bqc", z, filters)

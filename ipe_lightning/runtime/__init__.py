@@ -8,6 +8,10 @@
 ``examples``     LR | bicubic | SR | HR panels of the test images
 ``loggers``      loggers from config; W&B that never prompts and never leaks between jobs
 ``lock``         one writer per run directory: a second job on it is refused, naming the holder
+``rank``         whether this process is global rank 0: the one answer every part asks
+``job``          a train/test job's record (``metrics.json``), however the job ends
+``nonfinite``    a NaN or infinite training loss stops training before it is saved (callback)
+``per_image``    ``per_image.csv``: one row per test image, gathered from every rank (callback)
 
 Submodules import only what they need, so importing one does not pull in the others.
 """

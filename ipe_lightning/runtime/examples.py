@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from ipe_lightning.bicubic import to_uint8
 from ipe_lightning.metrics import psnr_per_image
+from ipe_lightning.results import debug_note
 from ipe_lightning.scales import parse_scale_tag
 
 EXAMPLE_KEYS = ("lr", "bicubic", "sr", "hr")
@@ -43,11 +45,6 @@ def label_font(size: int = FONT_SIZE) -> ImageFont.ImageFont | ImageFont.FreeTyp
         return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
     except (ImportError, OSError):
         return ImageFont.load_default()
-
-
-def debug_note(debug: str | None) -> str:
-    """The words every picture of a debug run carries."""
-    return f"DEBUG RUN (debug={debug}): the numbers mean nothing"
 
 
 def crop_box(
@@ -81,12 +78,6 @@ def example_tiles(
         for image in (lr_up, example["bicubic"], example["sr"], hr)
     ]
     return tiles, box
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """``(1, 3, h, w)`` in ``[0, 1]`` → ``(h, w, 3)`` uint8 (rounded, as PNG files store it)."""
-    array = image[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().float().numpy()
-    return (array * 255).round().astype(np.uint8)
 
 
 def _text_height(font: Any) -> int:

@@ -1,12 +1,12 @@
 """A train/test job and its record: ``metrics.json`` says how the job ended, whatever ended it.
 
-:class:`Job` is one job (its config, start, trainer once built, and which rank of which launch
-this process is). :func:`recorded_failure` wraps everything a job does: a failure, a preemption
-(SIGTERM) or Ctrl-C still leaves a record (``status`` failed / preempted / interrupted) with the
-error and the tail of its traceback, and the job's ``run.log`` has the traceback. Only global
-rank 0 writes the record; another rank that fails leaves its error in ``rank_errors/``
-(``runtime/ddp.py``) and rank 0's record names the first failure as the cause. The schema
-(version, writer and reader) is :mod:`ipe_lightning.results`.
+:class:`Job` is one job (its config, start, and which rank of which launch this process is).
+:func:`recorded_failure` wraps what a job does: a failure, a preemption (SIGTERM) or Ctrl-C still
+leaves a record (``status`` failed / preempted / interrupted) with the error and the tail of its
+traceback, and the job's ``run.log`` has the traceback; given the job's trainer, the record has
+its step and checkpoints. Only global rank 0 writes the record; another rank that fails leaves
+its error in ``rank_errors/`` (``runtime/ddp.py``) and rank 0's record names the first failure as
+the cause. The schema (version, writer and reader) is :mod:`ipe_lightning.results`.
 """
 
 from __future__ import annotations
@@ -26,14 +26,16 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from ipe_lightning import results
 from ipe_lightning.configs import plain
 from ipe_lightning.errors import describe, traceback_tail
-from ipe_lightning.module import SRModule
 from ipe_lightning.results import git_commit, metrics_by_loader
 from ipe_lightning.runtime import ddp
 from ipe_lightning.runtime.checkpoints import INTERRUPTED_EXIT, Interrupted
-from ipe_lightning.runtime.lock import is_global_rank_zero
 from ipe_lightning.runtime.log import get_logger
+from ipe_lightning.runtime.rank import is_rank_zero
 
 log = get_logger(__name__)
+# The model's name, read from the config in one place: the module keeps it in every checkpoint
+# (``hyper_parameters["model_name"]``) and the record's ``model`` field is the same value.
+MODEL_NAME_KEY = "module.model_name"
 
 
 def overrides() -> list[str]:
@@ -51,42 +53,39 @@ def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
     return paths
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
-    """One job of ``train``/``test``: its config, its start, its trainer once built (the record
-    of a job that failed before has step 0 and no checkpoints), and which rank of which launch
-    this process is (``runtime/ddp.py``: read before Lightning sets its own variables)."""
+    """One job of ``train``/``test``: its config, its start, and which rank of which launch this
+    process is (``runtime/ddp.py``: read before Lightning sets its own variables)."""
 
     cfg: DictConfig
     started: float = field(default_factory=time.time)
-    trainer: pl.Trainer | None = None
     rank: str = field(default_factory=ddp.rank_name)
     launch: str = field(default_factory=ddp.launch_id)
 
     def writes_the_record(self) -> bool:
         """Global rank 0 writes ``metrics.json``; the other ranks leave their errors to it."""
-        return self.trainer.is_global_zero if self.trainer else is_global_rank_zero()
-
-
-def write_per_image(job: Job, module: SRModule) -> None:
-    """``per_image.csv`` beside ``metrics.json`` (rank 0; the rows are gathered from every rank)."""
-    if job.trainer is None or job.trainer.is_global_zero:
-        results.write_per_image(job.cfg.paths.output_dir, module.per_image_results)
+        return is_rank_zero()
 
 
 def write_record(
-    job: Job, status: str, tested: Any = None, error: BaseException | None = None
+    job: Job,
+    status: str,
+    tested: Any = None,
+    error: BaseException | None = None,
+    trainer: pl.Trainer | None = None,
 ) -> dict[str, Any]:
-    """Write ``metrics.json`` (rank 0 only, stamped with the schema version) and return it; a
-    failed job's record has its ``error`` and the tail of its ``traceback``, those of the rank
-    that failed first (:func:`failure_fields`). Another rank leaves its error to rank 0."""
-    cfg, trainer = job.cfg, job.trainer
+    """Write ``metrics.json`` (rank 0 only, stamped with the schema version) and return it; its
+    step and checkpoints are ``trainer``'s (step 0 and none without one). A failed job's record
+    has its ``error`` and the tail of its ``traceback``, those of the rank that failed first
+    (:func:`failure_fields`). Another rank leaves its error to rank 0."""
+    cfg = job.cfg
     record = {
         "status": status,
         # A record of a failure must not fail on the setting that caused it: those that do not
         # resolve are left empty.
         "mode": str(readable(cfg, "mode", "")),
-        "model": str(readable(cfg, "model.name", "")),
+        "model": str(readable(cfg, MODEL_NAME_KEY, "")),
         "run_name": str(readable(cfg, "run_name", "")),
         "tags": [str(tag) for tag in readable(cfg, "tags", None) or []],
         "overrides": overrides(),
@@ -139,8 +138,9 @@ def readable(cfg: DictConfig, key: str, default: Any) -> Any:
 
 
 @contextlib.contextmanager
-def recorded_failure(job: Job) -> Iterator[None]:
-    """A job that fails or is preempted still leaves a ``metrics.json`` saying so.
+def recorded_failure(job: Job, trainer: pl.Trainer | None = None) -> Iterator[None]:
+    """A job that fails or is preempted within it still leaves a ``metrics.json`` saying so, with
+    ``trainer``'s step and checkpoints when the job has one.
 
     SIGTERM (preemption) exits with status 143 after ``last.ckpt`` was saved, so schedulers and
     sweeps see that the job did not finish; Ctrl-C (SIGINT) the same way with status 130.
@@ -148,13 +148,13 @@ def recorded_failure(job: Job) -> Iterator[None]:
     try:
         yield
     except Interrupted:
-        write_record(job, "interrupted")
+        write_record(job, "interrupted", trainer=trainer)
         raise SystemExit(INTERRUPTED_EXIT) from None
     except SIGTERMException:
-        write_record(job, "preempted")
+        write_record(job, "preempted", trainer=trainer)
         raise SystemExit(143) from None
     except Exception as error:
-        record = write_record(job, "failed", error=error)
+        record = write_record(job, "failed", error=error, trainer=trainer)
         log_failure(record["error"], error)
         raise
 

@@ -26,9 +26,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-# The environment variables that give a process's rank in a DDP job (torchrun / Lightning's
-# launcher / SLURM); all unset or "0" is global rank 0.
-_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+from ipe_lightning.runtime.rank import is_rank_zero
 
 
 @dataclass(frozen=True)
@@ -106,10 +104,6 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-def is_global_rank_zero() -> bool:
-    return all(os.environ.get(name, "0") in ("", "0") for name in _RANK_VARIABLES)
-
-
 class DirectoryLock:
     """The lock of ``directory`` (``<directory>/<name>.lock``, holder in ``<name>.lock.json``)."""
 
@@ -172,7 +166,7 @@ class DirectoryLock:
 def run_directory_lock(output_dir: str | Path) -> Iterator[None]:
     """Hold ``output_dir``'s lock for a train/test job (global rank 0 only; module doc). A second
     job on the same directory prints who holds it and exits with status 2."""
-    if not is_global_rank_zero():
+    if not is_rank_zero():
         yield
         return
     lock = DirectoryLock(output_dir, "run", what=f"run directory {output_dir}")

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ipe_lightning import results
 from ipe_lightning.runtime.log import get_logger
+from ipe_lightning.runtime.rank import is_rank_zero
 
 log = get_logger(__name__)
 
@@ -120,7 +121,7 @@ def build_loggers(
 
         overrides["settings"] = wandb.Settings(silent=True)  # no banners, never a prompt
         logger = instantiate(spec, **overrides, _convert_="all")
-        if _is_global_zero():  # other DDP ranks have no run (Lightning gives them a stand-in)
+        if is_rank_zero():  # other DDP ranks have no run (Lightning gives them a stand-in)
             run = logger.experiment
             define_summaries(run)
             if reason:
@@ -132,15 +133,9 @@ def build_loggers(
     return loggers
 
 
-def _is_global_zero() -> bool:
-    from lightning_fabric.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0) == 0
-
-
 def wandb_runs(loggers: list[Any]) -> list[Any]:
     """The W&B runs of ``loggers`` (none on DDP ranks other than 0)."""
-    if not _is_global_zero():
+    if not is_rank_zero():
         return []
     return [logger.experiment for logger in loggers if type(logger).__name__ == "WandbLogger"]
 

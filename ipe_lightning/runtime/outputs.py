@@ -15,7 +15,7 @@ from typing import Any
 import pytorch_lightning as pl
 from PIL import Image
 
-from ipe_lightning.runtime.examples import to_uint8
+from ipe_lightning.bicubic import to_uint8
 
 
 def output_path(dirpath: str | Path, loader: str, name: str) -> Path:

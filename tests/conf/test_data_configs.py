@@ -81,7 +81,8 @@ def test_data_root_comes_from_the_environment_variable(tiny_data_root, monkeypat
         f"data.cache_dir={tmp_path}",
         "eval.scales=[2,3,4,6,12,18,24,30]",
     )
-    assert module.root == str(tiny_data_root)
+    assert module.images.root == str(tiny_data_root)  # data.root, handed on to the source
+    assert module.eval_sets["div2k"]["images"].root == str(tiny_data_root)
     module.check()
     assert module.test_set_names[-1] == "div2k/x30" and len(module.train_paths) == 3
 
@@ -144,23 +145,53 @@ def test_a_set_joins_an_eval_config_by_name(tiny_data_root, tmp_path):
         "eval=div2k",
         "eval.scales=[2]",
         "+eval/sets@eval.sets.set5=set5",
-        "+eval.benchmark_scales=[4]",
+        "eval.sets.set5.scales=[4]",
         f"data.root={tiny_data_root}",
         f"data.cache_dir={tmp_path}",
     )
     assert module.test_set_names == ["div2k/x2", "set5/x4"]
 
 
-def test_paper_evaluation_has_a_scale_list_per_protocol_and_no_shared_one(tiny_data_root, tmp_path):
-    from hydra.errors import ConfigCompositionException
-
+def test_paper_evaluation_has_a_scale_list_per_protocol(tiny_data_root, tmp_path):
     module = data_module(
         "eval=paper",
-        "eval.div2k_scales=[3]",
-        "eval.benchmark_scales=[2]",
+        "eval.sets.div2k.scales=[3]",
+        "eval.scales=[2]",  # the benchmarks' list, as under eval=benchmarks
         f"data.root={tiny_data_root}",
         f"data.cache_dir={tmp_path}",
     )
     assert module.test_set_names == ["div2k/x3", "set5/x2", "set14/x2", "b100/x2", "urban100/x2"]
-    with pytest.raises(ConfigCompositionException):  # it would apply to no set
-        data_module("eval=paper", "eval.scales=[4]")
+
+
+def test_every_eval_set_reads_its_scales_from_one_place():
+    """The sets read ``eval.scales``; eval=paper states DIV2K's list under its set, once."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        for choice in ("div2k", "benchmarks", "paper"):
+            cfg = compose("config", overrides=[f"eval={choice}"])
+            assert not {"div2k_scales", "benchmark_scales"} & set(cfg.eval), choice
+            for name, spec in cfg.eval.sets.items():
+                own = choice == "paper" and name == "div2k"
+                raw = spec._get_node("scales")._value()
+                assert (raw == "${eval.scales}") != own, (choice, name, raw)
+
+
+@pytest.mark.parametrize("choice", ["div2k", "folder", "sample"])
+def test_where_the_data_lives_is_config_only_and_reaches_the_sources(choice, tmp_path):
+    """``data.root`` (and ``data.train_dir`` / ``data.val_dir``) are set by users and handed on
+    by interpolation; the data module's constructor takes none of them."""
+    import inspect
+
+    assert not {"root", "train_dir", "val_dir"} & set(inspect.signature(SRDataModule).parameters)
+    overrides = [f"data={choice}", "eval=div2k", f"data.root={tmp_path}"]
+    if choice == "folder":
+        overrides += [f"data.train_dir={tmp_path}/train", f"data.val_dir={tmp_path}/val"]
+    module = data_module(*overrides)
+    assert not hasattr(module, "root")
+    assert module.eval_sets["div2k"]["images"].root == str(tmp_path)
+    if choice == "div2k":
+        assert module.images.root == str(tmp_path)
+    if choice == "folder":
+        assert (module.images.train_dir, module.images.val_dir) == (
+            f"{tmp_path}/train",
+            f"{tmp_path}/val",
+        )

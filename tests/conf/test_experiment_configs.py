@@ -132,3 +132,59 @@ def test_debug_smoke_tests_one_image_per_loader_of_a_paper_row(tiny_data_root, t
         torch.set_grad_enabled(True)
     assert counts["smoke"] == dict.fromkeys(range(8), 1)
     assert counts["tiny"] == dict.fromkeys(range(8), 2)  # tiny tests every image
+
+
+# Each row's run name is its file's name; its tags (table, encoder, model, and Table 3's training
+# range / Table 4's ablation) as the rows' files stated them before they were derived.
+ROW_TAGS = {
+    "table1_edsr_baseline_ipe_liif": ("table1", "edsr_baseline", "ipe_liif"),
+    "table1_edsr_baseline_ipe_lte": ("table1", "edsr_baseline", "ipe_lte"),
+    "table1_edsr_baseline_liif": ("table1", "edsr_baseline", "liif"),
+    "table1_edsr_baseline_lte": ("table1", "edsr_baseline", "lte"),
+    "table1_edsr_baseline_metasr": ("table1", "edsr_baseline", "metasr"),
+    "table1_rdn_ipe_liif": ("table1", "rdn", "ipe_liif"),
+    "table1_rdn_ipe_lte": ("table1", "rdn", "ipe_lte"),
+    "table1_rdn_liif": ("table1", "rdn", "liif"),
+    "table1_rdn_lte": ("table1", "rdn", "lte"),
+    "table1_rdn_metasr": ("table1", "rdn", "metasr"),
+    "table2_rdn_ipe_liif": ("table2", "rdn", "ipe_liif"),
+    "table2_rdn_liif": ("table2", "rdn", "liif"),
+    "table2_rdn_metasr": ("table2", "rdn", "metasr"),
+    "table3_u1_16_ipe_liif": ("table3", "edsr_baseline", "ipe_liif", "u1_16"),
+    "table3_u1_16_ipe_metasr": ("table3", "edsr_baseline", "ipe_metasr", "u1_16"),
+    "table3_u1_16_liif": ("table3", "edsr_baseline", "liif", "u1_16"),
+    "table3_u1_16_liif_pe": ("table3", "edsr_baseline", "liif_pe", "u1_16"),
+    "table3_u1_16_metasr": ("table3", "edsr_baseline", "metasr", "u1_16"),
+    "table3_u1_16_metasr_pe": ("table3", "edsr_baseline", "metasr_pe", "u1_16"),
+    "table3_u1_8_ipe_liif": ("table3", "edsr_baseline", "ipe_liif", "u1_8"),
+    "table3_u1_8_ipe_metasr": ("table3", "edsr_baseline", "ipe_metasr", "u1_8"),
+    "table3_u1_8_liif": ("table3", "edsr_baseline", "liif", "u1_8"),
+    "table3_u1_8_liif_pe": ("table3", "edsr_baseline", "liif_pe", "u1_8"),
+    "table3_u1_8_metasr": ("table3", "edsr_baseline", "metasr", "u1_8"),
+    "table3_u1_8_metasr_pe": ("table3", "edsr_baseline", "metasr_pe", "u1_8"),
+    "table4_ipe_liif_cell": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_cell"),
+    "table4_ipe_liif_l10": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_l10"),
+    "table4_ipe_liif_l16": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_l16"),
+    "table4_ipe_liif_l4": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_l4"),
+    "table4_ipe_liif_noskip": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_noskip"),
+    "table4_liif": ("table4", "edsr_baseline", "liif", "liif"),
+    "table4_liif_pe": ("table4", "edsr_baseline", "liif_pe", "liif_pe"),
+}
+
+
+def test_every_row_is_named_after_its_file_and_tagged_by_its_table_encoder_and_model():
+    assert sorted(ROW_TAGS) == EXPERIMENTS
+    for name, tags in ROW_TAGS.items():
+        cfg = compose_config([f"experiment={name}"])
+        assert (cfg.run_name, tuple(cfg.tags)) == (name, tags), name
+
+
+def test_no_row_states_its_own_names():
+    for name in EXPERIMENTS:
+        _, body = row_file(name)
+        assert not {"run_name", "tags"} & set(body), name
+
+
+def test_without_an_experiment_the_run_is_named_after_its_model():
+    cfg = compose_config(["model=lte"])
+    assert (cfg.run_name, list(cfg.tags)) == ("lte", [])

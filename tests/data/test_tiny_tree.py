@@ -117,7 +117,7 @@ def test_every_scale_the_paper_reports_leaves_an_ssim_window_after_the_shave(tre
             "div2k",
             {
                 "images": DIV2K(tree),
-                "scales": paper["div2k_scales"],
+                "scales": paper["sets"]["div2k"]["scales"],
                 "channel": "rgb",
                 "shave": "scale_plus_6",
             },
@@ -125,7 +125,7 @@ def test_every_scale_the_paper_reports_leaves_an_ssim_window_after_the_shave(tre
         *(
             EvalSetSpec.from_config(
                 subdir.lower(),
-                {"images": Benchmark(tree, subdir), "scales": paper["benchmark_scales"]},
+                {"images": Benchmark(tree, subdir), "scales": paper["scales"]},
             )
             for subdir in BENCHMARK_IMAGES
         ),

@@ -27,6 +27,7 @@ from ipe_lightning.models import (
     PlainMLP,
     SkipMLP,
 )
+from ipe_lightning.models.decoders import FastDecoder, NaiveDecoder
 from ipe_lightning.module import NonFiniteLossError, SRModule
 from tests.support.runs import compose_config, read_record, run_script, tiny_overrides
 
@@ -49,11 +50,17 @@ def _exact_fp32():
 
 ENCODINGS = {"ipe": IPE(10), "pe": PE(10), "cell": Cell(), "none": NoEncoding()}
 MLPS = {"skip": SkipMLP, "plain": PlainMLP}
+DECODERS = {"fast": FastDecoder, "naive": NaiveDecoder}
 
 
 def liif(impl: str, encoding: str = "ipe", mlp: str = "skip", seed: int = 0) -> LIIF:
     torch.manual_seed(seed)
-    return LIIF(EDSRBaseline(n_resblocks=2), encoding=ENCODINGS[encoding], mlp=MLPS[mlp], impl=impl)
+    return LIIF(
+        EDSRBaseline(n_resblocks=2),
+        encoding=ENCODINGS[encoding],
+        mlp=MLPS[mlp],
+        decoder=DECODERS[impl],
+    )
 
 
 def batch(seed: int = 0, size: int = 20, queries: int = 300):

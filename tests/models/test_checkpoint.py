@@ -304,10 +304,11 @@ def test_load_network_gives_the_network_in_eval_mode_on_the_device_asked(tmp_pat
     checkpoint, _ = official_checkpoint("liif", "edsr-baseline")
     path = tmp_path / "edsr-baseline-liif.pth"
     torch.save(checkpoint, path)
-    net, config = load_network(path)
+    net, info = load_network(path)
     assert not net.training and not any(m.training for m in net.modules())
     assert {p.device.type for p in net.parameters()} == {"cpu"}
-    assert config["_target_"] == "ipe_lightning.models.LIIF"
+    assert info.config["_target_"] == "ipe_lightning.models.LIIF"
+    assert info.model_name is None  # official files name no preset of ours
     # The meta device holds no data, so every parameter lands there only if moved there.
     on_meta, _ = load_network(path, device="meta")
     assert {p.device.type for p in on_meta.parameters()} == {"meta"} and not on_meta.training

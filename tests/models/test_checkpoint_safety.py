@@ -58,8 +58,8 @@ def test_plain_tensor_checkpoints_still_load(tmp_path):
     }
     path = tmp_path / "liif.pth"
     torch.save({"model": spec}, path)
-    loaded, config = load_network(path)
-    assert config["encoding"] == {"_target_": "ipe_lightning.models.encodings.Cell"}
+    loaded, info = load_network(path)
+    assert info.config["encoding"] == {"_target_": "ipe_lightning.models.encodings.Cell"}
     for key, value in net.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
 

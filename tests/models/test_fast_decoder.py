@@ -1,6 +1,6 @@
 """The fast LIIF decoder computes exactly the naive decoder's function.
 
-Oracles: the naive decoder (``impl="naive"``, ``[z, enc]`` through the MLP per branch) for outputs
+Oracles: the naive decoder (``NaiveDecoder``, ``[z, enc]`` through the MLP per branch) for outputs
 and gradients, and ``F.unfold`` followed by a matrix product for the precomputed projections.
 """
 
@@ -17,6 +17,8 @@ from hydra.utils import instantiate
 
 from ipe_lightning.coords import make_cell, make_coord
 from ipe_lightning.models import IPE, LIIF, PE, Cell, EDSRBaseline, IPECell, NoEncoding
+from ipe_lightning.models.checkpoint import upgrade_network_config
+from ipe_lightning.models.decoders import FastDecoder, NaiveDecoder
 from ipe_lightning.models.fast_decoder import decode_projections, layer_splits, projection_map
 from ipe_lightning.models.grid import LatentGrid
 from ipe_lightning.models.mlp import PlainMLP, SkipMLP
@@ -112,10 +114,10 @@ def tiny_pair(config: dict, hidden=(16, 16, 16), n_feats: int = 4) -> tuple[LIIF
             EDSRBaseline(n_resblocks=1, n_feats=n_feats),
             encoding=encoding,
             mlp=partial(MLPS[config["mlp"]], hidden=hidden),
-            impl=impl,
+            decoder=decoder,
             **switches,
         )
-        for impl in ("naive", "fast")
+        for decoder in (NaiveDecoder, FastDecoder)
     )
     fast.load_state_dict(naive.state_dict())
     return naive, fast
@@ -228,10 +230,10 @@ def test_an_mlp_whose_declaration_does_not_fit_its_layers_is_refused():
         layer_splits(SkipMLPDeclaredPlain(20, 3, [8, 8, 8]), 12)
 
 
-def test_both_impls_share_one_state_dict_with_the_liif_key_names():
+def test_both_decoders_share_one_state_dict_with_the_liif_key_names():
     naive, fast = (
-        LIIF(EDSRBaseline(n_resblocks=2, n_feats=8), encoding=Cell(), mlp=PlainMLP, impl=impl)
-        for impl in ("naive", "fast")
+        LIIF(EDSRBaseline(n_resblocks=2, n_feats=8), encoding=Cell(), mlp=PlainMLP, decoder=d)
+        for d in (NaiveDecoder, FastDecoder)
     )
     naive_state, fast_state = naive.state_dict(), fast.state_dict()
     assert list(naive_state) == list(fast_state)
@@ -246,26 +248,37 @@ def test_both_impls_share_one_state_dict_with_the_liif_key_names():
     fast.load_state_dict(naive_state, strict=True)
 
 
-def test_unknown_impl_is_a_value_error_that_lists_the_choices():
+def test_a_decoder_that_is_not_a_part_is_a_type_error_naming_the_parts():
+    with pytest.raises(TypeError, match=r"decoder must build.*FastDecoder"):
+        LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), decoder="fast")
+
+
+def test_an_unknown_legacy_impl_is_a_value_error_that_lists_the_choices():
+    config = {"_target_": "ipe_lightning.models.LIIF", "impl": "turbo"}
     with pytest.raises(ValueError, match=r"unknown decoder impl 'turbo'.*\['fast', 'naive'\]"):
-        LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), impl="turbo")
+        upgrade_network_config(config)
 
 
-@pytest.mark.parametrize("impl", ["fast", "naive"])
-def test_config_switch_selects_the_impl(impl):
+@pytest.mark.parametrize("choice, part", [("fast", FastDecoder), ("naive", NaiveDecoder)])
+def test_config_choice_selects_the_decoder(choice, part):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             config_name="config",
             overrides=[
                 "model=ipe_liif",
-                f"model.net.impl={impl}",
+                f"model/decoder={choice}",
                 "model.net.encoder.n_resblocks=1",
                 "model.net.encoder.n_feats=4",
             ],
         )
     net = instantiate(cfg.model.net)
     assert isinstance(net, LIIF)
-    assert net.impl == impl
+    assert type(net.decoder) is part and net.decoder.mlp is net.mlp
+
+
+def test_the_default_decoder_is_the_fast_one():
+    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=4))
+    assert type(net.decoder) is FastDecoder
 
 
 def test_fast_decoder_runs_under_bf16_autocast_and_stays_close_to_fp32():

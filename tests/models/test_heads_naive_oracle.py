@@ -23,9 +23,11 @@ from ipe_lightning.models import (
     PE,
     Cell,
     EDSRBaseline,
+    FastDecoder,
     IPECell,
     MetaPlain,
     MetaSR,
+    NaiveDecoder,
     NoEncoding,
     PlainMLP,
     SkipMLP,
@@ -36,7 +38,8 @@ HIDDEN = (8, 8, 8)
 BANDWIDTH = 6
 EPS = 1e-6  # LIIF code: lookup shift and clamp margin (docs/method.md §2)
 
-IMPLS = [None, "fast", "naive"]  # the default decoder and each explicit implementation
+IMPLS = [None, "fast", "naive"]  # the default decoder and each decoder part
+DECODERS = {"fast": FastDecoder, "naive": NaiveDecoder}
 ENCODINGS = {
     "none": NoEncoding(),
     "cell": Cell(),
@@ -234,7 +237,7 @@ def lr_batch():
 
 def tiny_liif(encoding, mlp, ensemble, unfold, impl):
     torch.manual_seed(2)
-    kwargs = {} if impl is None else {"impl": impl}
+    kwargs = {} if impl is None else {"decoder": DECODERS[impl]}
     return LIIF(
         EDSRBaseline(n_resblocks=1, n_feats=4),
         encoding=ENCODINGS[encoding],

@@ -1,8 +1,9 @@
-"""Checkpoints written before encodings and MLPs were parts still load and compute the same.
+"""Checkpoints whose configs name parts by strings still load and compute the same.
 
 Oracle: ``tests/fixtures/legacy_checkpoints``, saved by the code of that time (tiny IPE-LIIF, LIIF
 and MetaSR w/ PE trained a few steps, network configs with ``encoding: 'ipe'``, ``bandwidth``,
-``mlp: 'skip'``, ``meta_input: 'pe'``), with ``upsample`` outputs that code computed.
+``mlp: 'skip'``, ``meta_input: 'pe'``, ``impl: 'fast'``), with ``upsample`` outputs that code
+computed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from ipe_lightning.models import (
     IPE,
     PE,
     Cell,
+    FastDecoder,
     MetaSR,
+    NaiveDecoder,
     PlainMLP,
     SkipMLP,
     load_network,
@@ -43,7 +46,8 @@ def expected() -> dict:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARTS))
 def test_a_legacy_checkpoint_loads_and_upsamples_as_the_code_that_wrote_it(name, expected):
-    net, _ = load_network(FIXTURES / f"{name}.ckpt")
+    net, info = load_network(FIXTURES / f"{name}.ckpt")
+    assert info.model_name == name  # hyper_parameters['model_name']
     net.eval()
     for tag, scale in SCALES.items():
         got = upsample(net, expected["input"], scale=scale)
@@ -58,7 +62,7 @@ def test_a_legacy_checkpoint_loads_and_upsamples_as_the_code_that_wrote_it(name,
 def test_the_config_read_from_a_legacy_checkpoint_is_todays_form(name):
     # tasks.py builds the test module from this config: it must instantiate as module.py does
     config, state = read_checkpoint(FIXTURES / f"{name}.ckpt")
-    assert not {"bandwidth", "hidden", "meta_input"} & set(config)
+    assert not {"bandwidth", "hidden", "meta_input", "impl"} & set(config)
     assert isinstance(config["encoding"], dict) and isinstance(config["mlp"], dict)
     net = instantiate(config, _convert_="all")
     net.load_state_dict(state, strict=True)
@@ -113,3 +117,13 @@ def test_todays_configs_pass_unchanged():
 def test_an_unknown_legacy_name_is_a_value_error_that_lists_the_choices(config, pattern):
     with pytest.raises(ValueError, match=pattern):
         upgrade_network_config({"_target_": LIIF_TARGET, "encoder": ENCODER, **config})
+
+
+@pytest.mark.parametrize("impl, part", [("fast", FastDecoder), ("naive", NaiveDecoder)])
+def test_a_legacy_impl_becomes_the_decoder_part_of_that_name(impl, part):
+    upgraded = upgrade_network_config({"_target_": LIIF_TARGET, "encoder": ENCODER, "impl": impl})
+    assert "impl" not in upgraded
+    net = instantiate(upgraded, _convert_="all")
+    assert type(net.decoder) is part
+    # a config without the legacy strings keeps its other keys as they are
+    assert upgraded["encoder"] == ENCODER and upgraded["_target_"] == LIIF_TARGET

@@ -14,11 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ipe_lightning.coords import pixel_centers
 from ipe_lightning.models import LIIF, NoEncoding, PlainMLP
 from ipe_lightning.models.lookup import (
+    ensemble_lookup,
     ensemble_shifts,
     ensemble_weights,
     nearest_index,
+    take_rows,
     unfold_features,
 )
 
@@ -201,3 +204,33 @@ def test_local_ensemble_weights_sum_to_one_everywhere_including_corners_and_edge
     coord = torch.cat([corners, grid.double(), queries(50, seed=9, margin=0.0)[0]]).unsqueeze(0)
     got = interpolating_liif()(ones, coord, torch.full_like(coord, 0.2))
     torch.testing.assert_close(got, torch.ones_like(got), rtol=0, atol=1e-12)
+
+
+def test_take_rows_takes_each_batch_items_own_rows():
+    table = torch.arange(2 * 5 * 3, dtype=torch.float32).view(2, 5, 3)
+    index = torch.tensor([[4, 0, 4], [1, 1, 2]])
+    expected = torch.stack([table[b, index[b]] for b in range(2)])
+    torch.testing.assert_close(take_rows(table, index), expected)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("local_ensemble", [True, False])
+def test_ensemble_lookup_reads_the_shifted_clamped_nearest_pixel_and_offsets_from_its_centre(
+    size, local_ensemble
+):
+    generator = torch.Generator().manual_seed(3)
+    coord = torch.rand(2, 40, 2, generator=generator) * 2 - 1
+    index, rel_coord = ensemble_lookup(coord, size, local_ensemble)
+    shifts = ensemble_shifts(size, local_ensemble)
+    assert index.shape == (len(shifts), 2, 40) and rel_coord.shape == (len(shifts), 2, 40, 2)
+    height, width = size
+    centres_y, centres_x = pixel_centers(height), pixel_centers(width)
+    for branch, shift in enumerate(shifts):
+        shifted = (coord + torch.tensor(shift)).clamp(-1 + 1e-6, 1 - 1e-6)
+        expected = grid_sample_index(shifted.view(-1, 2), size).view(2, 40)
+        torch.testing.assert_close(index[branch], expected)
+        centre = torch.stack([centres_y[expected // width], centres_x[expected % width]], -1)
+        offset = (coord - centre) * torch.tensor([float(height), float(width)])
+        torch.testing.assert_close(rel_coord[branch], offset)
+        # within one LR pixel of the centre it reads (Eq. 8's c_t; a pixel spans 2 here)
+        assert rel_coord[branch].abs().max() <= 2 + 1e-4

@@ -501,8 +501,8 @@ def test_our_lte_checkpoints_load_for_test_and_predict(tmp_path):
     state = {f"net.{key}": value for key, value in net.state_dict().items()}
     path = tmp_path / "last.ckpt"
     torch.save({"hyper_parameters": {"net": config}, "state_dict": state}, path)
-    loaded, loaded_config = load_network(path)
-    assert loaded_config == config
+    loaded, info = load_network(path)
+    assert info.config == config and info.model_name is None
     lr, (coord, cell) = lr_batch(11), query_set()
     with torch.no_grad():
         torch.testing.assert_close(loaded(lr, coord, cell), net(lr, coord, cell), rtol=0, atol=0)

@@ -15,7 +15,6 @@ from pytorch_lightning.demos.boring_classes import BoringModel
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ipe_lightning.module import NonFiniteLossError
 from ipe_lightning.runtime.checkpoints import (
     INTERRUPTED_EXIT,
     FlushLogsAtCheckpoint,
@@ -24,6 +23,7 @@ from ipe_lightning.runtime.checkpoints import (
     last_checkpoint_path,
     stop_on_interrupt,
 )
+from ipe_lightning.runtime.nonfinite import NonFiniteLossError
 
 
 class FailsAtStep(BoringModel):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ipe_lightning.bicubic import to_uint8
 from ipe_lightning.metrics import psnr_per_image
 from ipe_lightning.runtime.examples import (
     BACKGROUND,
@@ -184,3 +185,31 @@ def test_other_ranks_write_nothing(tmp_path):
     callback.on_test_batch_end(trainer, None, outputs, None, 0, 0)
     callback.on_test_epoch_end(trainer, None)
     assert not (tmp_path / "examples").exists()
+
+
+# -- the one conversion to 8 bits (ipe_lightning.bicubic.to_uint8), as panels and PNGs use it
+
+
+def test_to_uint8_scales_rounds_to_the_nearest_level_and_clips():
+    values = torch.tensor([-0.5, 0.0, 0.5 / 255, 1.5 / 255, 100.4 / 255, 0.999, 1.0, 7.0])
+    image = values.view(1, 1, -1).expand(3, 1, -1)  # (3, H=1, W=8)
+    got = to_uint8(image)
+    assert got.dtype == np.uint8 and got.shape == (1, 8, 3)
+    # 0.5 and 1.5 are ties: to even (0 and 2), as numpy and torch round
+    assert got[0, :, 0].tolist() == [0, 0, 0, 2, 100, 255, 255, 255]
+
+
+def test_to_uint8_takes_an_image_or_a_batch_of_one_and_gives_height_width_channels():
+    image = torch.rand(3, 5, 7, generator=torch.Generator().manual_seed(0))
+    single = to_uint8(image)
+    assert single.shape == (5, 7, 3)
+    np.testing.assert_array_equal(to_uint8(image[None]), single)  # (1, 3, H, W): test_step's
+    np.testing.assert_array_equal(single[2, 4], (image[:, 2, 4] * 255).round().numpy())
+    with pytest.raises(ValueError, match=r"one .* image or a batch of one"):
+        to_uint8(torch.rand(2, 3, 5, 7))
+
+
+def test_panels_and_saved_outputs_use_the_one_conversion():
+    from ipe_lightning.runtime import examples, outputs
+
+    assert examples.to_uint8 is to_uint8 and outputs.to_uint8 is to_uint8

@@ -77,3 +77,30 @@ def test_a_job_that_ends_normally_writes_nothing_here(job, tmp_path):
     with recorded_failure(job):
         pass
     assert not (tmp_path / "metrics.json").exists()  # the finished record is the task's
+
+
+def test_a_failure_once_the_trainer_exists_records_its_step_and_checkpoints(job):
+    from types import SimpleNamespace
+
+    saver = SimpleNamespace(best_model_path="", last_model_path="/run/checkpoints/last.ckpt")
+    trainer = SimpleNamespace(global_step=7, checkpoint_callbacks=[saver])
+    with pytest.raises(KeyError), recorded_failure(job, trainer):
+        raise KeyError("late")
+    written = read(job)
+    assert written["status"] == "failed" and written["global_step"] == 7
+    assert written["checkpoints"] == {"best": None, "last": "/run/checkpoints/last.ckpt"}
+
+
+def test_the_records_model_is_the_name_the_module_keeps_in_its_checkpoints(tmp_path):
+    from ipe_lightning.runtime.job import MODEL_NAME_KEY, write_record
+
+    cfg = OmegaConf.create(
+        {
+            "model": {"name": "config-name"},
+            "module": {"model_name": "${model.name}"},
+            "paths": {"output_dir": str(tmp_path)},
+        }
+    )
+    assert write_record(Job(cfg), "finished")["model"] == "config-name"
+    OmegaConf.update(cfg, MODEL_NAME_KEY, "the-modules-name")
+    assert write_record(Job(cfg), "finished")["model"] == "the-modules-name"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ipe_lightning.sweeps.figure_drawing import FigureRow
+from ipe_lightning.figure.drawing import FigureRow
 
 
 def noisy(hr: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
