@@ -4,7 +4,8 @@ Train and test read compose → instantiate → fit / test → record: :func:`bu
 data module, the module and the trainer from the config, and :func:`running` runs the job in its
 scopes (W&B isolation, DDP, Ctrl-C, and the failure record with the trainer's step once the
 trainer exists). The callbacks of ``conf/callbacks/`` watch the run (non-finite losses) and write
-``per_image.csv``; the task writes ``metrics.json`` from what ``trainer.test`` returns.
+``per_image.csv``; :class:`~ipe_lightning.runtime.record.FinishedRecord`, given the job, writes
+``metrics.json`` when the test ends and the task returns what it wrote.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor
 from torch import nn
 
+from ipe_lightning import results
 from ipe_lightning.configs import plain
 from ipe_lightning.errors import MissingFileError, SettingError
 from ipe_lightning.inference import QueryBudget
@@ -32,14 +34,10 @@ from ipe_lightning.runtime import ddp
 from ipe_lightning.runtime import resume as runtime_resume
 from ipe_lightning.runtime.checkpoints import stop_on_interrupt
 from ipe_lightning.runtime.ddp import ddp_job_scope
-from ipe_lightning.runtime.job import Job, readable, recorded_failure, write_record
+from ipe_lightning.runtime.job import Job, readable, recorded_failure
 from ipe_lightning.runtime.lock import run_directory_lock
-from ipe_lightning.runtime.loggers import (
-    build_loggers,
-    isolated_wandb_run,
-    summarise_test_in_wandb,
-    wandb_job,
-)
+from ipe_lightning.runtime.loggers import build_loggers, isolated_wandb_run, wandb_job
+from ipe_lightning.runtime.record import FinishedRecord
 
 
 def build_datamodule(cfg: DictConfig, stage: str | None = None) -> pl.LightningDataModule:
@@ -74,14 +72,14 @@ def build_callbacks(cfg: DictConfig, loggers: list[Any]) -> list[pl.Callback]:
     return callbacks
 
 
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    """The trainer with the ``logger`` and ``callbacks`` groups; every logger gets the whole
-    resolved config, not only the module's hyperparameters."""
+def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
+    """The trainer with the ``logger`` and ``callbacks`` groups and ``callbacks``; every logger
+    gets the whole resolved config, not only the module's hyperparameters."""
     loggers = build_loggers(cfg.get("logger"), wandb_job(cfg))
     resolved = {k: plain(v) for k, v in cfg.items() if k != "hydra"}
     for logger in loggers:
         logger.log_hyperparams({"config": resolved})
-    callbacks = build_callbacks(cfg, loggers)
+    callbacks = [*build_callbacks(cfg, loggers), *(callbacks or [])]
     return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
 
@@ -125,10 +123,12 @@ class Parts(NamedTuple):
     trainer: pl.Trainer
 
 
-def build_parts(cfg: DictConfig, stage: str) -> Parts:
+def build_parts(job: Job, stage: str) -> Parts:
     """The parts of a ``fit`` job (the module's network trained, from ``ckpt_path`` when given)
-    or a ``test`` job (the network of ``ckpt_path`` evaluated); what is missing is refused
-    before the trainer (and its W&B run) starts."""
+    or a ``test`` job (the network of ``ckpt_path`` evaluated), the trainer recording the job
+    when its test ends; what is missing is refused before the trainer (and its W&B run)
+    starts."""
+    cfg = job.cfg
     if stage == "fit" and cfg.get("ckpt_path"):
         require_checkpoint(cfg.ckpt_path)
     if stage == "test" and not cfg.get("ckpt_path"):
@@ -136,19 +136,19 @@ def build_parts(cfg: DictConfig, stage: str) -> Parts:
     datamodule = build_datamodule(cfg, "test" if stage == "test" else None)
     net = load_network(require_checkpoint(cfg.ckpt_path))[0] if stage == "test" else None
     module = build_module(cfg, datamodule, net)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, [FinishedRecord(job)])
     check_test_sets_cover_ranks(datamodule, trainer)
     return Parts(datamodule, module, trainer)
 
 
 @contextlib.contextmanager
 def running(job: Job, build: Callable[[], Parts]) -> Iterator[Parts]:
-    """The parts ``build`` makes, in the job's own W&B run, with a failure record: step 0 while
-    building, the trainer's step and checkpoints after."""
+    """The parts ``build`` makes, in the job's own W&B run, with a failure record (step 0 while
+    building, the trainer's step and checkpoints after), in the trainer's scope."""
     with isolated_wandb_run():
         with recorded_failure(job):
             parts = build()
-        with recorded_failure(job, parts.trainer):
+        with recorded_failure(job, parts.trainer), trainer_scope(parts.trainer):
             yield parts
 
 
@@ -170,16 +170,14 @@ def sampler_resumes_itself() -> Iterator[None]:
         yield
 
 
-def test_on_every_set(parts: Parts) -> Any:
-    """Lightning's own results table off: ours is printed from the record."""
-    return parts.trainer.test(parts.module, datamodule=parts.datamodule, verbose=False)
-
-
-def record_finished(job: Job, trainer: pl.Trainer, tested: Any) -> dict[str, Any]:
-    """The finished record, written to ``metrics.json`` and summarised in W&B."""
-    record = write_record(job, "finished", tested, trainer=trainer)
-    summarise_test_in_wandb(trainer.loggers, record, job.cfg.paths.output_dir)
-    return record
+def test_on_every_set(job: Job, parts: Parts) -> dict[str, Any]:
+    """Test on every evaluation set (Lightning's own results table off: ours is printed from the
+    record) and return the record :class:`FinishedRecord` wrote; ``{}`` on ranks that write
+    none."""
+    parts.trainer.test(parts.module, datamodule=parts.datamodule, verbose=False)
+    if not job.writes_the_record():
+        return {}
+    return results.read_record(job.cfg.paths.output_dir)
 
 
 def train(job: Job) -> dict[str, Any]:
@@ -187,27 +185,23 @@ def train(job: Job) -> dict[str, Any]:
     it on every evaluation set."""
     cfg = job.cfg
     pl.seed_everything(int(cfg.seed), workers=True)
-    with running(job, lambda: build_parts(cfg, "fit")) as parts:
-        with trainer_scope(parts.trainer), sampler_resumes_itself():
-            parts.trainer.fit(
-                parts.module, datamodule=parts.datamodule, ckpt_path=resume_checkpoint(cfg)
-            )
-            tested = test_on_every_set(parts)
-        return record_finished(job, parts.trainer, tested)
+    with running(job, lambda: build_parts(job, "fit")) as parts, sampler_resumes_itself():
+        parts.trainer.fit(
+            parts.module, datamodule=parts.datamodule, ckpt_path=resume_checkpoint(cfg)
+        )
+        return test_on_every_set(job, parts)
 
 
 def test(job: Job) -> dict[str, Any]:
     """Test the network of ``ckpt_path`` on every evaluation set."""
-    with running(job, lambda: build_parts(job.cfg, "test")) as parts:
-        with trainer_scope(parts.trainer):
-            tested = test_on_every_set(parts)
-        return record_finished(job, parts.trainer, tested)
+    with running(job, lambda: build_parts(job, "test")) as parts:
+        return test_on_every_set(job, parts)
 
 
 def check_settings(cfg: DictConfig) -> None:
     """Refuse what no part of a job checks before it is used: an unknown ``mode``, and a ``seed``
     that is not a whole number (``seed_everything`` and the data module would fail on it with a
-    message naming neither). Preflight (``sweeps/preflight.py``) checks these too."""
+    message naming neither). Preflight (``sweep/preflight.py``) checks these too."""
     if cfg.mode not in TASKS:
         raise SettingError(f"unknown mode={cfg.mode!r}; choose one of {sorted(TASKS)}")
     seed = cfg.get("seed")

@@ -1,4 +1,4 @@
-"""What every job needs around ``trainer.fit``/``trainer.test``, below ``tasks`` and ``sweeps``.
+"""What every job needs around ``trainer.fit``/``trainer.test``, below ``tasks`` and the tools.
 
 ``ddp``          DDP ranks of a multirun job run that job, in its directory
 ``requeue``      submitit's requeue signal: finish the step, save ``last.ckpt``, then requeue

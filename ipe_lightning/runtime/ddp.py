@@ -81,7 +81,7 @@ def multirun_job_dir() -> str | None:
         return None
     if str(hydra.mode) == "RunMode.MULTIRUN":
         return output_dir
-    # Jobs launched by ipe_lightning.sweeps.launch have no mode set: their output directory is
+    # Jobs launched by ipe_lightning.sweep.launch have no mode set: their output directory is
     # the sweep's subdirectory, not the (unresolved-at-launch) run directory.
     run_dir = Path(hydra.runtime.cwd) / str(hydra.run.dir)
     return output_dir if Path(output_dir).resolve() != run_dir.resolve() else None

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ipe_lightning import results
+from ipe_lightning.results import EVAL_JOB_TYPE, TRAIN_JOB_TYPE
 from ipe_lightning.runtime.log import get_logger
 from ipe_lightning.runtime.rank import is_rank_zero
 
@@ -27,7 +28,6 @@ WANDB_HOST = "api.wandb.ai"
 # The training loss and validation PSNR are logged every step / epoch; W&B's summary keeps the
 # last value unless told otherwise, and the best checkpoint is chosen by the maximum.
 BEST_VALIDATION = {"val/psnr": "max"}
-TRAIN_JOB_TYPE, EVAL_JOB_TYPE = "train", "eval"  # W&B job types of mode=train and mode=test
 
 
 def wandb_credentials_available() -> bool:

@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytorch_lightning.utilities import rank_zero_only
-
 from ipe_lightning.atomic import leftover_temporaries
 from ipe_lightning.models.checkpoint_file import (
     CorruptCheckpointError,
@@ -27,6 +25,7 @@ from ipe_lightning.models.checkpoint_file import (
     load_weights_only,
 )
 from ipe_lightning.runtime.log import get_logger
+from ipe_lightning.runtime.rank import is_rank_zero
 
 log = get_logger(__name__)
 
@@ -84,7 +83,7 @@ def choose_checkpoint(
     files aside and removes temporary files that killed writers left."""
     checkpoint_dir = Path(checkpoint_dir)
     if move_aside is None:
-        move_aside = getattr(rank_zero_only, "rank", 0) == 0
+        move_aside = is_rank_zero()
     if move_aside:
         for temporary in leftover_temporaries(checkpoint_dir, "*.ckpt"):
             with contextlib.suppress(OSError):

@@ -44,7 +44,9 @@ DECODER_NAMES = {
     "ipe_lightning.models.decoders.FastDecoder": "fast",
     "ipe_lightning.models.decoders.NaiveDecoder": "naive",
 }
-DATA_MODULE_TARGETS = {"ipe_lightning.data.SRDataModule.from_config": "ipe_lightning.data.SRDataModule"}
+DATA_MODULE_TARGETS = {
+    "ipe_lightning.data.SRDataModule.from_config": "ipe_lightning.data.SRDataModule",
+}
 # trainer.*: the settings that change the weights a training ends with.
 TRAINER_TRAINING = (
     "max_epochs",

@@ -29,6 +29,7 @@ from ipe_lightning.models import (
 )
 from ipe_lightning.models.decoders import FastDecoder, NaiveDecoder
 from ipe_lightning.module import NonFiniteLossError, SRModule
+from ipe_lightning.runtime.nonfinite import NonFiniteLossGuard
 from tests.support.runs import compose_config, read_record, run_script, tiny_overrides
 
 pytestmark = [
@@ -254,5 +255,7 @@ def test_a_nan_loss_on_the_gpu_is_read_at_the_next_log_step_and_named():
 
     module = sr_module(optimizer=SGD)
     with pytest.raises(NonFiniteLossError, match="at step 1 "):
-        fit_on_gpu(module, 6, log_every_n_steps=4, callbacks=[PoisonAtStep1()])
+        fit_on_gpu(
+            module, 6, log_every_n_steps=4, callbacks=[PoisonAtStep1(), NonFiniteLossGuard()]
+        )
     assert module.trainer.global_step == 3  # read with the fourth step's log, not at step 1

@@ -87,7 +87,7 @@ def test_a_second_run_py_on_the_same_run_directory_stops_at_once(tiny_hr_dir, tm
     run_dir = tmp_path / "run"
     # 10 s per step: the first run is still training (it is killed below) however long the
     # second one takes to start on a busy machine.
-    slow = "+callbacks.slow._target_=tests.sweeps.support.SleepPerStep"
+    slow = "+callbacks.slow._target_=tests.sweep.support.SleepPerStep"
     args = [
         sys.executable,
         str(REPO / "run.py"),
