@@ -10,8 +10,9 @@ the output does not depend on the tiling.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,6 +73,12 @@ class QueryBudget:
 
     max_queries: int = DEFAULT_MAX_QUERIES
     tile: int | None = None
+
+    @classmethod
+    def from_config(cls, test: Mapping[str, Any]) -> QueryBudget:
+        """The budget of a config's ``test`` node (``max_queries``, ``tile``)."""
+        tile = test.get("tile")
+        return cls(max_queries=int(test["max_queries"]), tile=None if tile is None else int(tile))
 
 
 DEFAULT_QUERY_BUDGET = QueryBudget()  # LIIF's test code: 30000 queries, no encoder tiles

@@ -50,7 +50,7 @@ def build_datamodule(cfg: DictConfig, stage: str | None = None) -> pl.LightningD
 
 def query_budget(cfg: DictConfig) -> QueryBudget:
     """The ``test`` node's bound on upsampling a whole image, for every test and prediction."""
-    return QueryBudget(max_queries=int(cfg.test.max_queries), tile=cfg.test.get("tile"))
+    return QueryBudget.from_config(cfg.test)
 
 
 def build_module(

@@ -25,10 +25,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 from ipe_lightning.figure.drawing import FigureRow, draw_figure, save_figure
-from ipe_lightning.inference import DEFAULT_MAX_QUERIES
+from ipe_lightning.inference import DEFAULT_QUERY_BUDGET, QueryBudget
 from ipe_lightning.results import FINISHED, read_record
 from ipe_lightning.sweep_files import (
     REPO_CONF_DIR,
@@ -278,7 +277,7 @@ def figure_rows(
     datasets: Mapping[float, Any],
     image: str | None,
     *,
-    max_queries: int = DEFAULT_MAX_QUERIES,
+    budget: QueryBudget = DEFAULT_QUERY_BUDGET,
 ) -> tuple[str, list[FigureRow]]:
     """Upsample the image at every scale with every variant's network (and bicubic)."""
     from ipe_lightning.bicubic import bicubic_upsample
@@ -296,8 +295,9 @@ def figure_rows(
         with torch.no_grad():
             for scale, item in items.items():
                 lr = item["lr"][None].to(device)
+                size = tuple(item["hr"].shape[-2:])
                 sr = upsample(
-                    network, lr, size=tuple(item["hr"].shape[-2:]), max_queries=max_queries
+                    network, lr, size=size, max_queries=budget.max_queries, tile=budget.tile
                 )
                 outputs[scale][variant.label] = sr.cpu()
         del network
@@ -329,8 +329,8 @@ def make_figure(
     chosen = finished_variants(sweep_dir, manifest, variants)
     cfg = job_config(chosen[0].overrides, conf_dir or REPO_CONF_DIR)
     set_name, datasets = eval_items(cfg, set_name, scales)
-    max_queries = OmegaConf.select(cfg, "test.max_queries") or DEFAULT_MAX_QUERIES
-    name, rows = figure_rows(chosen, datasets, image, max_queries=max_queries)
+    budget = QueryBudget.from_config(cfg.test)  # the jobs' own, as their tests ran
+    name, rows = figure_rows(chosen, datasets, image, budget=budget)
     if crop is None:
         side = min(MAX_AUTO_CROP, max(16, min(rows[0].hr.shape[-2:]) // 4))
         box = most_different_crop(rows, side)
