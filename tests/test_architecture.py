@@ -1,6 +1,6 @@
 """Imports run downward: a module imports only modules of its own floor or lower, and models and
-data never import each other. The floors are the README's Layout section; this table is checked
-against it."""
+data never import each other. The floors are docs/architecture.md's Floors section; this table is
+checked against it."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ FLOORS: list[tuple[int, str, list[list[str]]]] = [
                 "results.py",
                 "atomic.py",
                 "errors.py",
+                "sweep_files.py",
+                "table_layout.py",
             ]
         ],
     ),
@@ -35,8 +37,8 @@ FLOORS: list[tuple[int, str, list[list[str]]]] = [
     (2, "metrics", [["metrics.py"]]),
     (3, "module", [["module.py", "predict.py", "memory_estimate.py"]]),
     (4, "runtime", [["runtime/"]]),
-    (5, "tasks", [["tasks.py", "report_console.py", "bench/"]]),
-    (6, "sweeps", [["sweeps/"]]),
+    (5, "tasks", [["tasks.py", "report_console.py"]]),
+    (6, "tools", [["sweep/", "report/", "figure/", "bench/"]]),
     (7, "entry points", [["run.py", "sweep.py"]]),
 ]
 ENTRY_POINTS = {"run.py", "sweep.py"}
@@ -96,7 +98,7 @@ def sources() -> list[Path]:
 
 def test_every_module_has_a_floor():
     unplaced = [str(p.relative_to(REPO)) for p in sources() if place(p) is None]
-    assert not unplaced, f"give these a floor in FLOORS and the README Layout: {unplaced}"
+    assert not unplaced, f"give these a floor in FLOORS and docs/architecture.md: {unplaced}"
 
 
 def violations() -> list[str]:
@@ -123,10 +125,19 @@ def test_imports_run_downward_and_models_and_data_do_not_import_each_other():
     assert not found, "imports against the floors:\n" + "\n".join(found)
 
 
-def readme_floors() -> list[tuple[int, str, list[list[str]]]]:
-    """The floors as the README's Layout section writes them: ``<n> <name>   <members>``."""
-    text = (REPO / "README.md").read_text()
-    layout = text.split("\n## Layout", 1)[1].split("\n## ", 1)[0]
+ARCHITECTURE_DOC = REPO / "docs" / "architecture.md"
+
+
+def architecture_section(title: str) -> str:
+    """The text of one ``## <title>`` section of docs/architecture.md."""
+    text = ARCHITECTURE_DOC.read_text()
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def documented_floors() -> list[tuple[int, str, list[list[str]]]]:
+    """The floors as docs/architecture.md's Floors section writes them:
+    ``<n> <name>   <members>``."""
+    layout = architecture_section("Floors")
     rows = []
     for match in re.finditer(r"^ {2}(\d) ([a-z |]+?) {2,}(.+)$", layout, flags=re.MULTILINE):
         sides = [side.split(", ") for side in match[3].strip().split(" | ")]
@@ -134,20 +145,20 @@ def readme_floors() -> list[tuple[int, str, list[list[str]]]]:
     return rows
 
 
-def test_the_readme_layout_states_these_floors():
-    assert readme_floors() == FLOORS
+def test_the_architecture_doc_states_these_floors():
+    assert documented_floors() == FLOORS
 
 
-def readme_layout_tree() -> str:
-    """The README's Layout tree: the first code block of its Layout section."""
-    layout = (REPO / "README.md").read_text().split("\n## Layout", 1)[1]
+def documented_layout_tree() -> str:
+    """docs/architecture.md's Layout tree: the first code block of its Layout section."""
+    layout = architecture_section("Layout")
     return layout.split("```", 2)[1]
 
 
-def test_the_readme_layout_names_every_module_and_config_choice():
+def test_the_architecture_doc_layout_names_every_module_and_config_choice():
     """Every module of the package and every config group and choice appears in the Layout tree
     (by name, without ``.py``/``.yaml``), so the tree cannot fall behind the package."""
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", readme_layout_tree()))
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", documented_layout_tree()))
     missing = []
     for path in sorted((REPO / PACKAGE).rglob("*")):
         if path.suffix == ".py" and path.stem not in ("__init__", "__main__"):
@@ -165,7 +176,7 @@ def test_the_readme_layout_names_every_module_and_config_choice():
         for choice in choices:
             if choice.stem not in words and group.name != "experiment":  # rows: by table
                 missing.append(str(choice.relative_to(REPO)))
-    assert not missing, f"name these in the README's Layout section: {missing}"
+    assert not missing, f"name these in docs/architecture.md's Layout section: {missing}"
 
 
 def test_no_file_refers_to_the_tracker_or_to_documents_outside_the_repository():
@@ -188,3 +199,48 @@ def test_no_file_refers_to_the_tracker_or_to_documents_outside_the_repository():
         if pattern.search(line)
     ]
     assert not hits, "\n".join(hits)
+
+
+# The tools (floor 6) meet only at the result files, whose modules are on floor 0. The sweep
+# tool's command is the one module that calls another tool: the report at the end of a sweep and
+# the report and figure subcommands of sweep.py.
+TOOLS = ("sweep/", "report/", "figure/", "bench/")
+TOOL_COMMANDS = {"sweep/cli.py": ("report/", "figure/")}
+
+
+def inner_name(path: Path) -> str:
+    return path.relative_to(REPO / PACKAGE).as_posix()
+
+
+def tool_imports(tool: str) -> list[tuple[str, int, str, str]]:
+    """``(file, line, module, its place under ipe_lightning/)`` of every import of ours in the
+    tool's files."""
+    found = []
+    for path in sorted((REPO / PACKAGE / tool).rglob("*.py")):
+        for line, name in imported_modules(path):
+            target = module_file(name)
+            if target is not None and target.is_relative_to(REPO / PACKAGE):
+                found.append((inner_name(path), line, name, inner_name(target)))
+    return found
+
+
+def test_tools_import_no_other_tool_but_the_sweep_command_its_report_and_figure():
+    found = []
+    for tool in TOOLS:
+        for source, line, name, target in tool_imports(tool):
+            other = next((t for t in TOOLS if target.startswith(t) and t != tool), None)
+            if other is not None and other not in TOOL_COMMANDS.get(source, ()):
+                found.append(f"{source}:{line} imports {name} (the tool {other})")
+    assert not found, "\n".join(found)
+
+
+def test_the_report_tool_imports_only_floor_zero_and_itself():
+    """The report needs only result files: nothing of models, data, runtime, tasks or the other
+    tools (and, without them, neither Hydra, Lightning nor torch)."""
+    floor_zero = FLOORS[0][2][0]
+    found = [
+        f"{source}:{line} imports {name}"
+        for source, line, name, target in tool_imports("report/")
+        if not target.startswith("report/") and target not in floor_zero
+    ]
+    assert not found, "\n".join(found)
