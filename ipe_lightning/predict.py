@@ -1,14 +1,15 @@
 """Upsample image files with a trained network (``python run.py mode=predict ...``).
 
-Every input gets its own output name (:func:`output_names`), and before anything runs the memory
-each image needs is estimated and compared with what the device (and, for the 8-bit PNG, the
-host) has free (:mod:`ipe_lightning.memory_estimate`): a job that cannot fit is refused with the
-numbers, not left to fail inside torch's allocator after hours of work.
+Every input gets its own output name (:func:`output_names`), written whole or not at all; before
+anything runs the memory each image needs is estimated and compared with what the device (and,
+for the 8-bit PNG, the host) has free (:mod:`ipe_lightning.memory_estimate`): a job that cannot
+fit is refused with the numbers, not left to fail inside torch's allocator after hours of work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ipe_lightning.atomic import atomic_open
 from ipe_lightning.bicubic import to_uint8
-from ipe_lightning.data.images import decode_rgb, list_images
+from ipe_lightning.data.images import decode_rgb, list_images, unique_stems
 from ipe_lightning.inference import DEFAULT_QUERY_BUDGET, QueryBudget, upsample
 from ipe_lightning.memory_estimate import (
     MemoryEstimate,
@@ -30,6 +32,11 @@ from ipe_lightning.memory_estimate import (
 )
 from ipe_lightning.models.base import ImplicitSR
 from ipe_lightning.scales import scale_tag
+
+# A file name's bytes (NAME_MAX of Linux and macOS file systems), less the room the temporary
+# beside it takes while it is written (atomic.py: ``.<name>.<pid>-<random>.tmp``).
+NAME_MAX = 255
+OUTPUT_NAME_MAX = NAME_MAX - 32
 
 
 class PredictionError(RuntimeError):
@@ -56,43 +63,34 @@ def input_files(source: str | Path) -> list[Path]:
     raise FileNotFoundError(f"input {source} is neither a file nor a folder")
 
 
+def fitted_name(stem: str, ending: str, limit: int = OUTPUT_NAME_MAX) -> str:
+    """``<stem><ending>`` if it fits in ``limit`` bytes, else the stem cut to fit, followed by
+    ``~`` and a short hash of the whole stem (so two long stems that start alike stay apart)."""
+    if len((stem + ending).encode()) <= limit:
+        return stem + ending
+    digest = "~" + hashlib.sha256(stem.encode()).hexdigest()[:10]
+    room = max(0, limit - len((digest + ending).encode()))
+    cut = stem.encode()[:room].decode(errors="ignore")  # not inside a multi-byte character
+    return cut + digest + ending
+
+
 def output_name(
-    path: Path,
-    scale: float | Sequence[float] | None,
-    size: Sequence[int] | None,
-    *,
-    keep_suffix: bool = False,
+    stem: str, scale: float | Sequence[float] | None, size: Sequence[int] | None
 ) -> str:
-    """``<stem>_x2.5.png``, ``<stem>_x2x3.png`` (the scale's tag) or ``<stem>_<H>x<W>.png``;
-    with ``keep_suffix`` the input's suffix follows the stem: ``same.PNG`` → ``same_PNG_x2.png``."""
-    stem = f"{path.stem}_{path.suffix[1:]}" if keep_suffix and path.suffix else path.stem
-    if size is not None:
-        return f"{stem}_{size[0]}x{size[1]}.png"
-    return f"{stem}_{scale_tag(scale)}.png"
+    """``<stem>_x2.5.png``, ``<stem>_x2x3.png`` (the scale's tag) or ``<stem>_<H>x<W>.png``; a
+    name too long for the file system keeps the start of the stem and a hash of it
+    (:func:`fitted_name`)."""
+    tag = f"{size[0]}x{size[1]}" if size is not None else scale_tag(scale)
+    return fitted_name(stem, f"_{tag}.png")
 
 
 def output_names(
     files: Sequence[Path], scale: float | Sequence[float] | None, size: Sequence[int] | None
 ) -> list[str]:
-    """One output name per input, all distinct, also on case-insensitive file systems.
-
-    Inputs whose stems are unique keep :func:`output_name`'s ``<stem>_<tag>.png``; inputs that share
-    a stem (ignoring case: ``same.PNG``, ``same.jpg``) keep their suffix (``same_PNG_x2.png``,
-    ``same_jpg_x2.png``). A name still taken after that gets ``_2``, ``_3``, ... in input order.
-    """
-    stems: dict[str, int] = {}
-    for path in files:
-        stems[path.stem.casefold()] = stems.get(path.stem.casefold(), 0) + 1
-    names, taken = [], set()
-    for path in files:
-        name = output_name(path, scale, size, keep_suffix=stems[path.stem.casefold()] > 1)
-        base, count = name.removesuffix(".png"), 1
-        while name.casefold() in taken:
-            count += 1
-            name = f"{base}_{count}.png"
-        taken.add(name.casefold())
-        names.append(name)
-    return names
+    """One output name per input, all distinct (:func:`unique_stems`, :func:`output_name`):
+    ``photo.png`` → ``photo_x2.png``; ``same.PNG`` and ``same.jpg`` → ``same_PNG_x2.png`` and
+    ``same_jpg_x2.png``."""
+    return [output_name(stem, scale, size) for stem in unique_stems(files)]
 
 
 def _what_was_asked(scale: float | Sequence[float] | None, size: Sequence[int] | None) -> str:
@@ -156,7 +154,8 @@ def predict_files(
                 tile=budget.tile,
                 progress=True,
             )
-        Image.fromarray(to_uint8(sr[0].float())).save(target)
+        with atomic_open(target, "wb") as handle:  # a kill leaves no torn PNG to keep
+            Image.fromarray(to_uint8(sr[0].float())).save(handle, format="PNG")
         summary.written.append(target)
     return summary
 
@@ -184,4 +183,5 @@ __all__ = [
     "output_names",
     "predict_files",
     "report",
+    "unique_stems",
 ]

@@ -9,6 +9,8 @@ A record is a JSON object (``ipe_lightning.tasks`` fills it) with at least
 ``error``     why a failed job failed (``Type: message``)
 ``traceback`` a failed job's traceback, its last lines (:func:`ipe_lightning.errors.traceback_tail`)
 ``overrides`` the job's Hydra overrides (what a resumed sweep compares)
+``checkpoints`` the training's ``best`` and ``last``; a ``mode=test`` job's ``evaluated`` one (a
+              record without it names that one only in its ``ckpt_path=`` override)
 ``non_finite`` only when a number was not finite: JSON has no Infinity or NaN, so such a number
               is written as ``null`` and listed here as ``{"at": [keys], "value": "Infinity"}``
               (``-Infinity``, ``NaN``); :func:`read_record` puts it back. E.g. the bicubic PSNR

@@ -11,6 +11,8 @@ trainer exists). The callbacks of ``conf/callbacks/`` watch the run (non-finite 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,17 +29,25 @@ from ipe_lightning import results
 from ipe_lightning.configs import plain
 from ipe_lightning.errors import MissingFileError, SettingError
 from ipe_lightning.inference import QueryBudget
-from ipe_lightning.models import load_network
+from ipe_lightning.models import NetworkInfo, load_network
 from ipe_lightning.module import SRModule
 from ipe_lightning.predict import PredictionError, input_files, predict_files, report
 from ipe_lightning.runtime import ddp
 from ipe_lightning.runtime import resume as runtime_resume
 from ipe_lightning.runtime.checkpoints import stop_on_interrupt
 from ipe_lightning.runtime.ddp import ddp_job_scope
-from ipe_lightning.runtime.job import Job, readable, recorded_failure
+from ipe_lightning.runtime.job import MODEL_NAME_KEY, Job, overrides, readable, recorded_failure
 from ipe_lightning.runtime.lock import run_directory_lock
-from ipe_lightning.runtime.loggers import build_loggers, isolated_wandb_run, wandb_job
+from ipe_lightning.runtime.log import get_logger
+from ipe_lightning.runtime.loggers import (
+    KeepEarlierRows,
+    build_loggers,
+    isolated_wandb_run,
+    wandb_job,
+)
 from ipe_lightning.runtime.record import FinishedRecord
+
+log = get_logger(__name__)
 
 
 def build_datamodule(cfg: DictConfig, stage: str | None = None) -> pl.LightningDataModule:
@@ -54,12 +64,18 @@ def query_budget(cfg: DictConfig) -> QueryBudget:
 
 
 def build_module(
-    cfg: DictConfig, datamodule: pl.LightningDataModule, net: nn.Module | None = None
+    cfg: DictConfig,
+    datamodule: pl.LightningDataModule,
+    net: nn.Module | None = None,
+    model_name: str | None = None,
 ) -> SRModule:
     """The ``module`` node, with the data module's test loaders and the query budget; ``net``
-    (a network loaded from a checkpoint) replaces the node's network config."""
+    (a network loaded from a checkpoint) replaces the node's network config, and ``model_name``
+    (its checkpoint's name for it) the node's model name."""
     build = instantiate(cfg.module, _partial_=True)
     loaded = {} if net is None else {"net": net}
+    if model_name is not None:
+        loaded["model_name"] = model_name
     return build(test_sets=list(datamodule.test_set_names), budget=query_budget(cfg), **loaded)
 
 
@@ -74,12 +90,13 @@ def build_callbacks(cfg: DictConfig, loggers: list[Any]) -> list[pl.Callback]:
 
 def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
     """The trainer with the ``logger`` and ``callbacks`` groups and ``callbacks``; every logger
-    gets the whole resolved config, not only the module's hyperparameters."""
+    gets the whole resolved config, not only the module's hyperparameters, and a resumed
+    training's CSV log keeps the rows of the steps before it (runtime/loggers.py)."""
     loggers = build_loggers(cfg.get("logger"), wandb_job(cfg))
     resolved = {k: plain(v) for k, v in cfg.items() if k != "hydra"}
     for logger in loggers:
         logger.log_hyperparams({"config": resolved})
-    callbacks = [*build_callbacks(cfg, loggers), *(callbacks or [])]
+    callbacks = [*build_callbacks(cfg, loggers), KeepEarlierRows(), *(callbacks or [])]
     return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
 
@@ -115,9 +132,36 @@ def require_checkpoint(path: Any) -> str:
     return str(path)
 
 
-class Parts(NamedTuple):
-    """What a train or test job runs: built from its config by :func:`build_parts`."""
+def network_name(info: NetworkInfo) -> str:
+    """The model a checkpoint holds: the preset it was trained as (our checkpoints keep it), else
+    its head (``LIIF``, ``MetaSR``, ``LTE``: an official file's model name) in lower case."""
+    if info.model_name:
+        return info.model_name
+    return str(info.config.get("_target_", "network")).rsplit(".", 1)[-1].lower()
 
+
+def checkpoint_network(cfg: DictConfig) -> tuple[nn.Module, str]:
+    """The network of ``ckpt_path`` and its name (:func:`network_name`): what a test or a
+    prediction runs is the checkpoint's, whatever ``model`` says. A ``model=`` given on the
+    command line that names another model is ignored, with a notice naming both."""
+    path = require_checkpoint(cfg.ckpt_path)
+    net, info = load_network(path)
+    name = network_name(info)
+    configured = str(readable(cfg, MODEL_NAME_KEY, ""))
+    asked = any(re.match(r"[+~]*model=", override) for override in overrides())
+    if asked and configured != name:
+        log.warning(
+            f"[ipe-lightning] model={configured} is ignored: ckpt_path={path} holds {name}, "
+            "and that network is what runs"
+        )
+    return net, name
+
+
+class Parts(NamedTuple):
+    """What a train or test job runs: built from its config by :func:`build_parts`, with the
+    job it records (a test job named by its checkpoint's model)."""
+
+    job: Job
     datamodule: pl.LightningDataModule
     module: SRModule
     trainer: pl.Trainer
@@ -125,30 +169,34 @@ class Parts(NamedTuple):
 
 def build_parts(job: Job, stage: str) -> Parts:
     """The parts of a ``fit`` job (the module's network trained, from ``ckpt_path`` when given)
-    or a ``test`` job (the network of ``ckpt_path`` evaluated), the trainer recording the job
-    when its test ends; what is missing is refused before the trainer (and its W&B run)
-    starts."""
+    or a ``test`` job (the network of ``ckpt_path`` evaluated, the job named by it), the trainer
+    recording the job when its test ends; what is missing is refused before the trainer (and its
+    W&B run) starts."""
     cfg = job.cfg
     if stage == "fit" and cfg.get("ckpt_path"):
         require_checkpoint(cfg.ckpt_path)
     if stage == "test" and not cfg.get("ckpt_path"):
         raise SettingError("mode=test needs ckpt_path=<our .ckpt or an official LIIF/MetaSR .pth>")
     datamodule = build_datamodule(cfg, "test" if stage == "test" else None)
-    net = load_network(require_checkpoint(cfg.ckpt_path))[0] if stage == "test" else None
-    module = build_module(cfg, datamodule, net)
+    net = name = None
+    if stage == "test":
+        net, name = checkpoint_network(cfg)
+        job = dataclasses.replace(job, model=name)
+    module = build_module(cfg, datamodule, net, name)
     trainer = build_trainer(cfg, [FinishedRecord(job)])
     check_test_sets_cover_ranks(datamodule, trainer)
-    return Parts(datamodule, module, trainer)
+    return Parts(job, datamodule, module, trainer)
 
 
 @contextlib.contextmanager
 def running(job: Job, build: Callable[[], Parts]) -> Iterator[Parts]:
     """The parts ``build`` makes, in the job's own W&B run, with a failure record (step 0 while
-    building, the trainer's step and checkpoints after), in the trainer's scope."""
+    building, the trainer's step and checkpoints after, of the job the parts name), in the
+    trainer's scope."""
     with isolated_wandb_run():
         with recorded_failure(job):
             parts = build()
-        with recorded_failure(job, parts.trainer), trainer_scope(parts.trainer):
+        with recorded_failure(parts.job, parts.trainer), trainer_scope(parts.trainer):
             yield parts
 
 
@@ -170,14 +218,14 @@ def sampler_resumes_itself() -> Iterator[None]:
         yield
 
 
-def test_on_every_set(job: Job, parts: Parts) -> dict[str, Any]:
+def test_on_every_set(parts: Parts) -> dict[str, Any]:
     """Test on every evaluation set (Lightning's own results table off: ours is printed from the
     record) and return the record :class:`FinishedRecord` wrote; ``{}`` on ranks that write
     none."""
     parts.trainer.test(parts.module, datamodule=parts.datamodule, verbose=False)
-    if not job.writes_the_record():
+    if not parts.job.writes_the_record():
         return {}
-    return results.read_record(job.cfg.paths.output_dir)
+    return results.read_record(parts.job.cfg.paths.output_dir)
 
 
 def train(job: Job) -> dict[str, Any]:
@@ -189,13 +237,13 @@ def train(job: Job) -> dict[str, Any]:
         parts.trainer.fit(
             parts.module, datamodule=parts.datamodule, ckpt_path=resume_checkpoint(cfg)
         )
-        return test_on_every_set(job, parts)
+        return test_on_every_set(parts)
 
 
 def test(job: Job) -> dict[str, Any]:
     """Test the network of ``ckpt_path`` on every evaluation set."""
     with running(job, lambda: build_parts(job, "test")) as parts:
-        return test_on_every_set(job, parts)
+        return test_on_every_set(parts)
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -221,7 +269,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         raise SettingError(
             "mode=predict needs ckpt_path=<checkpoint> and predict.input=<image file or folder>"
         )
-    net, _ = load_network(require_checkpoint(cfg.ckpt_path))
+    net, name = checkpoint_network(cfg)
+    print(f"[ipe-lightning] predict with {name} ({cfg.ckpt_path})")
     device = (
         options.device
         if options.device != "auto"

@@ -129,7 +129,7 @@ def test_output_names_are_unique_per_input_ignoring_case():
         "same_PNG_x2.png",
         "same_jpg_x2.png",
         "other_x2.png",
-        "same_png_x2_2.png",  # same_PNG_x2.png is taken on a case-insensitive file system
+        "same_png_2_x2.png",  # same_PNG_x2.png is taken on a case-insensitive file system
     ]
     assert predict_module.output_names([Path("a.png")], None, [64, 50]) == ["a_64x50.png"]
 
@@ -263,3 +263,61 @@ def test_the_query_budget_reaches_every_upsampling_and_the_memory_estimate(
     monkeypatch.setattr(predict_module, "upsample", fake_upsample)
     predict_module.predict_files(tiny_net(), [one_input], tmp_path / "out", scale=2, budget=budget)
     assert seen == {"estimate": budget, "upsample": (123, 7)}
+
+
+def test_a_png_whose_write_fails_midway_is_not_left_torn_and_a_rerun_writes_it(
+    one_input, tmp_path, monkeypatch
+):
+    import io
+
+    save = Image.Image.save
+
+    def killed_midway(image, target, format=None, **options):
+        encoded = io.BytesIO()
+        save(image, encoded, format="PNG")
+        half = encoded.getvalue()[: len(encoded.getvalue()) // 2]
+        if hasattr(target, "write"):
+            target.write(half)
+        else:
+            Path(target).write_bytes(half)
+        raise OSError("killed while writing")
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(Image.Image, "save", killed_midway)
+    with pytest.raises(OSError, match="killed while writing"):
+        predict_module.predict_files(tiny_net(), [one_input], out, scale=2)
+    assert list(out.iterdir()) == []  # no torn PNG, no temporary file
+    monkeypatch.setattr(Image.Image, "save", save)
+    summary = predict_module.predict_files(tiny_net(), [one_input], out, scale=2)
+    assert summary.written == [out / "photo_x2.png"] and not summary.existing
+    assert Image.open(out / "photo_x2.png").size == (80, 60)
+
+
+def test_an_input_whose_output_name_is_too_long_gets_a_shorter_one_and_all_are_written(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = Image.fromarray(bundled_photo("coffee.png")[:12, :16])
+    long_stem = "a" * 250  # the longest a .png input can have
+    for name in (f"{long_stem}.png", "b.png"):
+        photo.save(folder / name)
+    files = predict_module.input_files(folder)
+    summary = predict_module.predict_files(tiny_net(), files, tmp_path / "out", scale=2)
+    names = sorted(path.name for path in summary.written)
+    assert len(names) == 2 and names[1] == "b_x2.png"
+    assert names[0].startswith("a" * 100) and names[0].endswith("_x2.png")
+    assert len(names[0].encode()) <= predict_module.OUTPUT_NAME_MAX
+
+
+def test_shortened_names_stay_distinct_and_whole_characters():
+    stems = ["é" * 200 + "1", "é" * 200 + "2"]
+    names = [predict_module.output_name(stem, 2, None) for stem in stems]
+    assert names[0] != names[1]
+    for name in names:
+        assert len(name.encode()) <= predict_module.OUTPUT_NAME_MAX
+        assert name.startswith("é" * 50) and name.endswith("_x2.png")
+    assert predict_module.output_name("short", [2, 3], None) == "short_x2x3.png"
+
+
+def test_unique_stems_name_each_file_once():
+    files = [Path(name) for name in ("same.png", "same.jpg", "other.png", "x/other.bmp")]
+    assert predict_module.unique_stems(files) == ["same_png", "same_jpg", "other_png", "other_bmp"]

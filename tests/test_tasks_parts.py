@@ -57,3 +57,49 @@ def test_a_checkpoint_with_the_budget_as_two_numbers_still_tests_and_resumes(tin
     )
     assert resumed["status"] == "finished"
     assert resumed["global_step"] > trained["global_step"]
+
+
+def official_liif_checkpoint(path):
+    """A tiny network saved as the official LIIF code saves one: no model name but its head."""
+    from tests.support.networks import tiny_net
+
+    state = {
+        ("imnet." + key.removeprefix("mlp.") if key.startswith("mlp.") else key): value
+        for key, value in tiny_net().state_dict().items()
+    }
+    args = {
+        "encoder_spec": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}},
+        "imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [16]}},
+    }
+    torch.save({"model": {"name": "liif", "args": args, "sd": state}}, path)
+    return path
+
+
+def test_the_checkpoint_names_the_network_and_a_model_option_naming_another_is_ignored(
+    tmp_path, caplog
+):
+    from ipe_lightning.models import LIIF
+    from ipe_lightning.tasks import checkpoint_network
+
+    path = official_liif_checkpoint(tmp_path / "liif.pth")
+    cfg = compose_config(["mode=test", f"ckpt_path={path}"], tmp_path)
+    network, name = checkpoint_network(cfg)
+    assert isinstance(network, LIIF) and name == "liif"
+    assert "ignored" not in caplog.text  # model= not given: nothing to say
+    cfg = compose_config(["mode=test", f"ckpt_path={path}", "model=metasr"], tmp_path)
+    assert checkpoint_network(cfg)[1] == "liif"
+    (notice,) = [line for line in caplog.text.splitlines() if "ignored" in line]
+    assert "model=metasr" in notice and "holds liif" in notice
+
+
+@pytest.mark.slow  # a tiny test job
+def test_a_test_jobs_record_and_title_name_the_checkpoints_model(tiny_hr_dir, tmp_path, caplog):
+    from ipe_lightning.report_console import print_record
+
+    path = official_liif_checkpoint(tmp_path / "liif.pth")
+    overrides = [*tiny_overrides(tiny_hr_dir, tmp_path / "cache", "[2]"), "mode=test"]
+    record = run_in_process([*overrides, f"ckpt_path={path}"], tmp_path / "test")  # ipe_liif
+    assert (record["model"], record["run_name"]) == ("liif", "liif")
+    assert record["checkpoints"]["evaluated"] == str(path)
+    print_record(record)
+    assert "liif: test results" in caplog.text and "ipe_liif" not in caplog.text

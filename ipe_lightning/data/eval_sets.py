@@ -37,7 +37,13 @@ from ipe_lightning.data.degrade import (
     generated_lr_size,
     paired_lr_matches,
 )
-from ipe_lightning.data.images import ImageReader, Scan, readable_images, scan_images
+from ipe_lightning.data.images import (
+    ImageReader,
+    Scan,
+    readable_images,
+    scan_images,
+    unique_stems,
+)
 from ipe_lightning.data.layouts import DatasetNotFoundError, require_dir
 from ipe_lightning.data.sources import ImageSource, require_source
 from ipe_lightning.errors import SettingError
@@ -216,7 +222,8 @@ def build_eval_datasets(
     for scale in spec.scales:
         paired_scale = paired_scale_of(spec, scale)
         if paired_scale is None:
-            pairs = [EvalPair(hr.stem, hr) for hr in hr_sizes]
+            names = unique_stems(list(hr_sizes))
+            pairs = [EvalPair(name, hr) for name, hr in zip(names, hr_sizes, strict=True)]
             for pair in pairs:
                 _check_generated_size(spec, pair, hr_sizes[pair.hr], scale)
         else:
@@ -248,7 +255,11 @@ def _paired(
     spec: EvalSetSpec, scale: int, hr_sizes: dict[Path, tuple[int, int]], scan: Scan
 ) -> list[EvalPair]:
     require_dir(spec.images.lr_dir(scale), f"x{scale} LR folder of eval set {spec.name!r}")
-    pairs = [EvalPair(hr.stem, hr, spec.images.lr_file(hr, scale)) for hr in hr_sizes]
+    names = unique_stems(list(hr_sizes))
+    pairs = [
+        EvalPair(name, hr, spec.images.lr_file(hr, scale))
+        for name, hr in zip(names, hr_sizes, strict=True)
+    ]
     missing = [pair for pair in pairs if not pair.lr.is_file()]
     if missing:
         listing = "\n".join(f"  HR {pair.hr} -> LR {pair.lr}" for pair in missing)

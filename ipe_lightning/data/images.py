@@ -9,7 +9,7 @@ is what Pillow does on its own), and the EXIF orientation is applied.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,3 +231,24 @@ def readable_images(
             f"skipping {count} (data.skip_bad=true):\n{listing}", DataWarning, stacklevel=2
         )
     return found.sizes
+
+
+def unique_stems(files: Sequence[Path]) -> list[str]:
+    """One name per file, all distinct, also on case-insensitive file systems: its stem, or, for
+    files that share a stem (ignoring case: ``same.PNG``, ``same.jpg``), the stem and the suffix
+    (``same_PNG``, ``same_jpg``); a name still taken after that gets ``_2``, ``_3``, ... in input
+    order."""
+    counts: dict[str, int] = {}
+    for path in files:
+        counts[path.stem.casefold()] = counts.get(path.stem.casefold(), 0) + 1
+    stems, taken = [], set()
+    for path in files:
+        shared = counts[path.stem.casefold()] > 1 and path.suffix
+        stem = base = f"{path.stem}_{path.suffix[1:]}" if shared else path.stem
+        number = 1
+        while stem.casefold() in taken:
+            number += 1
+            stem = f"{base}_{number}"
+        taken.add(stem.casefold())
+        stems.append(stem)
+    return stems

@@ -107,16 +107,29 @@ def parse_crop(numbers: Sequence[int]) -> tuple[int, int, int, int]:
 # -- the sweep's jobs -----------------------------------------------------------------------
 
 
-def checkpoint_of(job_dir: Path, record: Mapping[str, Any]) -> Path | None:
-    """The checkpoint whose weights the job's test measured: ``last`` (training ends, then the
-    same weights are tested), else ``best``; a recorded path that moved with the sweep
-    directory is looked up in the job's ``checkpoints/``."""
+def recorded_checkpoint_paths(record: Mapping[str, Any]) -> list[Path]:
+    """The checkpoints a record names, the one its test measured first: the ``evaluated`` one of
+    a test job (a job that reused another's training tested that job's ``last.ckpt``; a record
+    written before the key existed names it only in its ``ckpt_path=`` override), else ``last``
+    (training ends, then the same weights are tested), else ``best``."""
     recorded = record.get("checkpoints") or {}
-    for key in ("last", "best"):
-        if not recorded.get(key):
-            continue
-        path = Path(recorded[key])
-        for candidate in (path, job_dir / "checkpoints" / path.name):
+    paths = [recorded.get(key) for key in ("evaluated", "last", "best")]
+    paths += [
+        override.split("=", 1)[1]
+        for override in record.get("overrides") or []
+        if override.startswith("ckpt_path=")
+    ]
+    return [Path(str(path)) for path in paths if path]
+
+
+def checkpoint_of(job_dir: Path, record: Mapping[str, Any]) -> Path | None:
+    """The checkpoint whose weights the job's test measured (:func:`recorded_checkpoint_paths`);
+    a recorded path that moved with the sweep directory is looked up in the job's
+    ``checkpoints/``, or in that of the job it names (``<job>/checkpoints/last.ckpt``) beside
+    this one."""
+    for path in recorded_checkpoint_paths(record):
+        beside = job_dir.parent / path.parent.parent.name / "checkpoints" / path.name
+        for candidate in (path, job_dir / "checkpoints" / path.name, beside):
             if candidate.is_file():
                 return candidate
     return None

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -53,6 +54,23 @@ def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str | None]:
     return paths
 
 
+def evaluated_checkpoint(cfg: DictConfig) -> str | None:
+    """The checkpoint a ``mode=test`` job evaluates (``ckpt_path``, made absolute), else
+    ``None``: a training tests the weights it trained."""
+    path = readable(cfg, "ckpt_path", None)
+    if readable(cfg, "mode", "") != "test" or not path:
+        return None
+    return str(Path(str(path)).expanduser().absolute())
+
+
+def recorded_checkpoints(cfg: DictConfig, trainer: pl.Trainer | None) -> dict[str, str | None]:
+    """The record's ``checkpoints``: the trainer's ``best`` and ``last`` (none without a
+    trainer) and, for a test job, the ``evaluated`` checkpoint."""
+    paths = checkpoint_paths(trainer) if trainer else {}
+    evaluated = evaluated_checkpoint(cfg)
+    return {**paths, "evaluated": evaluated} if evaluated else paths
+
+
 @dataclass(frozen=True)
 class Job:
     """One job of ``train``/``test``: its config, its start, and which rank of which launch this
@@ -62,10 +80,22 @@ class Job:
     started: float = field(default_factory=time.time)
     rank: str = field(default_factory=ddp.rank_name)
     launch: str = field(default_factory=ddp.launch_id)
+    # The name of the network a test job evaluates, as its checkpoint gives it (the config's
+    # model is not the one tested); None: the config's.
+    model: str | None = None
 
     def writes_the_record(self) -> bool:
         """Global rank 0 writes ``metrics.json``; the other ranks leave their errors to it."""
         return is_rank_zero()
+
+    def names(self) -> tuple[str, str]:
+        """``(model, run_name)`` of the record: the config's, or the tested checkpoint's model;
+        a run name left at its default (the config's model name) follows the model."""
+        configured = str(readable(self.cfg, MODEL_NAME_KEY, ""))
+        run_name = str(readable(self.cfg, "run_name", ""))
+        if not self.model:
+            return configured, run_name
+        return self.model, self.model if run_name == configured else run_name
 
 
 def write_record(
@@ -76,23 +106,25 @@ def write_record(
     trainer: pl.Trainer | None = None,
 ) -> dict[str, Any]:
     """Write ``metrics.json`` (rank 0 only, stamped with the schema version) and return it; its
-    step and checkpoints are ``trainer``'s (step 0 and none without one). A failed job's record
+    step and checkpoints are ``trainer``'s (step 0 and none without one), with the checkpoint a
+    test job evaluates (:func:`recorded_checkpoints`). A failed job's record
     has its ``error`` and the tail of its ``traceback``, those of the rank that failed first
     (:func:`failure_fields`). Another rank leaves its error to rank 0."""
     cfg = job.cfg
+    model, run_name = job.names()
     record = {
         "status": status,
         # A record of a failure must not fail on the setting that caused it: those that do not
         # resolve are left empty.
         "mode": str(readable(cfg, "mode", "")),
-        "model": str(readable(cfg, MODEL_NAME_KEY, "")),
-        "run_name": str(readable(cfg, "run_name", "")),
+        "model": model,
+        "run_name": run_name,
         "tags": [str(tag) for tag in readable(cfg, "tags", None) or []],
         "overrides": overrides(),
         "git_commit": git_commit(),
         "wall_time_s": round(time.time() - job.started, 1),
         "global_step": trainer.global_step if trainer else 0,
-        "checkpoints": checkpoint_paths(trainer) if trainer else {},
+        "checkpoints": recorded_checkpoints(cfg, trainer),
         "metrics": metrics_by_loader(tested or []),
     }
     output_dir = cfg.paths.output_dir

@@ -1,10 +1,12 @@
-"""Loggers from config, with W&B that never prompts and never leaks state between jobs, and
-W&B summaries that mean something: the best validation PSNR, the gain over bicubic per set and
-scale, the per-image results as a table and ``metrics.json`` as an artifact."""
+"""Loggers from config, with W&B that never prompts and never leaks state between jobs, a CSV
+log that keeps its history across a resume, and W&B summaries that mean something: the best
+validation PSNR, the gain over bicubic per set and scale, the per-image results as a table and
+``metrics.json`` as an artifact."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import netrc
 import os
 import re
@@ -14,10 +16,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 from hydra.utils import instantiate
+from lightning_fabric.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.utilities import rank_zero_only
 
 from ipe_lightning import results
+from ipe_lightning.atomic import atomic_open
 from ipe_lightning.results import EVAL_JOB_TYPE, TRAIN_JOB_TYPE
 from ipe_lightning.runtime.log import get_logger
 from ipe_lightning.runtime.rank import is_rank_zero
@@ -92,6 +100,88 @@ def define_summaries(run: Any) -> None:
     step axis (the trainer's step, as every other chart)."""
     for key, summary in BEST_VALIDATION.items():
         run.define_metric(key, summary=summary, step_metric="trainer/global_step")
+
+
+def earlier_rows(path: str | os.PathLike, before: int | None) -> list[dict[str, str]]:
+    """The rows of an earlier ``metrics.csv`` worth keeping: those of steps before ``before``
+    (the step a resumed run starts at: later rows are logged again), all when ``None``; a row
+    cut short by a kill is dropped."""
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, csv.Error):
+        return []
+    kept = []
+    for row in rows:
+        whole = None not in row and None not in row.values()  # as many fields as the header
+        step = str(row.get("step") or "")
+        if whole and step.isdigit() and (before is None or int(step) < before):
+            kept.append(row)
+    return kept
+
+
+class HistoryWriter(ExperimentWriter):
+    """Lightning's ``metrics.csv`` writer, which deletes the file of an earlier run of its
+    directory, keeping that run's rows instead: the file is left in place until the first new
+    rows are saved, then rewritten (atomically) with the earlier rows of the steps before the
+    resumed one (:meth:`keep_rows_before`; all of them when no training resumed) ahead of the
+    new rows."""
+
+    def __init__(self, log_dir: str) -> None:
+        self._keep_before: int | None = None
+        self._merged = False
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        """Nothing to delete: the earlier rows are merged at the first save."""
+
+    def keep_rows_before(self, step: int) -> None:
+        self._keep_before = step
+
+    def save(self) -> None:
+        if self.metrics and not self._merged:
+            self._merged = True
+            self._write_earlier_rows()
+        super().save()
+
+    def _write_earlier_rows(self) -> None:
+        rows = earlier_rows(self.metrics_file_path, self._keep_before)
+        if not rows:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.metrics_file_path)
+            return
+        self.metrics_keys = sorted({key for row in rows for key in row})
+        with atomic_open(self.metrics_file_path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's ``CSVLogger`` whose ``metrics.csv`` keeps the rows of the run it resumes
+    (:class:`HistoryWriter`); :class:`KeepEarlierRows` tells it the step training resumed at."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> HistoryWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = HistoryWriter(log_dir=self.log_dir)
+        return self._experiment
+
+    @rank_zero_only
+    def keep_rows_before(self, step: int) -> None:
+        self.experiment.keep_rows_before(step)
+
+
+class KeepEarlierRows(pl.Callback):
+    """When training starts (its step restored from the checkpoint it resumes), the CSV log keeps
+    the earlier rows of the steps before it."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, ResumableCSVLogger):
+                logger.keep_rows_before(trainer.global_step)
 
 
 def build_loggers(

@@ -2,19 +2,20 @@
 
 Files: ``<dirpath>/<set>/x<scale>/<image>.png``. Under DDP every rank writes the images it tested:
 the test loaders give each rank every ``world_size``-th image without padding
-(``data/datamodule.py``), so no two ranks write the same file. A file is written beside its
-final name and renamed, so a job killed mid-write leaves no half image.
+(``data/datamodule.py``), so no two ranks write the same file, and the evaluation sets name each
+image once (``data/eval_sets.py``). A file is written beside its final name and renamed
+(:mod:`ipe_lightning.atomic`), so a job killed mid-write leaves no half image.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from PIL import Image
 
+from ipe_lightning.atomic import atomic_open
 from ipe_lightning.bicubic import to_uint8
 
 
@@ -43,7 +44,5 @@ class SaveOutputs(pl.Callback):
         if not self.enabled or not outputs:
             return
         path = output_path(self.dirpath, outputs["loader"], outputs["name"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        Image.fromarray(to_uint8(outputs["sr"])).save(temporary, format="PNG")
-        temporary.replace(path)
+        with atomic_open(path, "wb") as handle:
+            Image.fromarray(to_uint8(outputs["sr"])).save(handle, format="PNG")

@@ -50,6 +50,21 @@ def test_the_checkpoint_is_found_where_the_record_says_or_beside_a_moved_job(tmp
     assert checkpoint_of(job, {"checkpoints": {}}) is None
 
 
+def test_a_job_that_evaluated_another_jobs_training_is_shown_with_that_checkpoint(tmp_path):
+    training = tmp_path / "sweep" / "table4_liif" / "checkpoints" / "last.ckpt"
+    training.parent.mkdir(parents=True)
+    training.write_bytes(b"x")
+    job = tmp_path / "sweep" / "table1_edsr_baseline_liif"
+    tested = {"mode": "test", "checkpoints": {"best": None, "last": None}}
+    record = {**tested, "checkpoints": {**tested["checkpoints"], "evaluated": str(training)}}
+    assert checkpoint_of(job, record) == training
+    older = {**tested, "overrides": ["experiment=x", "mode=test", f"ckpt_path={training}"]}
+    assert checkpoint_of(job, older) == training  # a record without "evaluated"
+    moved = tmp_path / "moved"
+    (tmp_path / "sweep").rename(moved)  # the sweep directory moved: the job beside it
+    assert checkpoint_of(moved / job.name, record) == moved / "table4_liif/checkpoints/last.ckpt"
+
+
 def fake_sweep(sweep_dir, data_root, jobs, failed=()):
     """A sweep directory whose finished jobs hold untrained networks (the figure only needs a
     network per job and the job's evaluation set); ``<experiment>_seed-<n>`` jobs run that
@@ -122,6 +137,27 @@ def test_the_figure_of_a_sweep_uses_each_jobs_network_on_its_eval_image(
     assert "crop top=8, left=8, 16x16 HR pixels (given)" in capsys.readouterr().out
     assert figure_command([str(sweep_dir), "--image", "nope"]) == 2
     assert "image='nope' is not in the set" in capsys.readouterr().err
+
+
+def test_the_figure_keeps_the_rows_whose_training_was_reused(tmp_path, tiny_data_root):
+    sweep_dir = tmp_path / "sweep"
+    fake_sweep(sweep_dir, tiny_data_root, ["table4_liif", "table4_ipe_liif_l10"])
+    reused = sweep_dir / "table4_liif" / "checkpoints" / "last.ckpt"
+    evaluation = sweep_dir / "table4_ipe_liif_l10"
+    record = json.loads((evaluation / "metrics.json").read_text())
+    record["mode"] = "test"
+    record["overrides"] += ["mode=test", f"ckpt_path={reused}"]
+    record["checkpoints"] = {"best": None, "last": None, "evaluated": str(reused)}
+    (evaluation / "metrics.json").write_text(json.dumps(record))
+    for file in (evaluation / "checkpoints").iterdir():
+        file.unlink()
+    from ipe_lightning.sweep_files import read_manifest
+
+    variants = finished_variants(sweep_dir, read_manifest(sweep_dir))
+    assert [(v.name, v.checkpoint) for v in variants] == [
+        ("table4_liif", reused),
+        ("table4_ipe_liif_l10", reused),
+    ]
 
 
 SEEDED = [f"{row}_seed-{seed}" for row in ("table4_liif", "table4_ipe_liif_l10") for seed in (0, 1)]

@@ -104,3 +104,34 @@ def test_the_records_model_is_the_name_the_module_keeps_in_its_checkpoints(tmp_p
     assert write_record(Job(cfg), "finished")["model"] == "config-name"
     OmegaConf.update(cfg, MODEL_NAME_KEY, "the-modules-name")
     assert write_record(Job(cfg), "finished")["model"] == "the-modules-name"
+
+
+def test_a_test_jobs_record_names_the_checkpoint_it_evaluated(tmp_path):
+    from ipe_lightning.runtime.job import write_record
+
+    checkpoint = tmp_path / "training" / "checkpoints" / "last.ckpt"
+    cfg = OmegaConf.create(
+        {"mode": "test", "ckpt_path": str(checkpoint), "paths": {"output_dir": str(tmp_path)}}
+    )
+    assert write_record(Job(cfg), "failed")["checkpoints"] == {"evaluated": str(checkpoint)}
+    cfg.mode = "train"  # a training tests the weights it trained: no checkpoint evaluated
+    assert write_record(Job(cfg), "failed")["checkpoints"] == {}
+
+
+def test_a_test_jobs_record_names_its_checkpoints_model_and_a_default_run_name_follows(tmp_path):
+    from ipe_lightning.runtime.job import write_record
+
+    cfg = OmegaConf.create(
+        {
+            "mode": "test",
+            "model": {"name": "ipe_liif"},
+            "module": {"model_name": "${model.name}"},
+            "run_name": "${model.name}",
+            "paths": {"output_dir": str(tmp_path)},
+        }
+    )
+    record = write_record(Job(cfg, model="metasr"), "finished")
+    assert (record["model"], record["run_name"]) == ("metasr", "metasr")
+    cfg.run_name = "table1_metasr"  # a name given to the run stays its name
+    record = write_record(Job(cfg, model="metasr"), "finished")
+    assert (record["model"], record["run_name"]) == ("metasr", "table1_metasr")

@@ -242,3 +242,58 @@ def test_train_then_test_hand_wandb_their_summaries_and_the_test_joins_the_group
     eval_init, eval_run = runs[-1]
     assert eval_init["job_type"] == "eval" and eval_init["group"] == "g1"
     assert summarised[-1] == (eval_run, tested)
+
+
+def csv_rows(path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+CSV_LOGGER = "ipe_lightning.runtime.loggers.ResumableCSVLogger"  # conf/logger/csv.yaml's
+
+
+def test_a_resumed_csv_log_keeps_the_earlier_rows_before_the_step_it_resumes_at(tmp_path):
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from ipe_lightning.runtime.loggers import KeepEarlierRows, build_loggers
+
+    spec = {"_target_": CSV_LOGGER, "name": "csv", "version": ""}
+    logger_cfg = OmegaConf.create({"csv": {**spec, "save_dir": str(tmp_path)}})
+    metrics = tmp_path / "csv" / "metrics.csv"
+    metrics.parent.mkdir()
+    killed = "".join(f"{step},{step / 10}\n" for step in range(8))  # killed after step 7
+    metrics.write_text("step,train/loss\n" + killed + "8")  # its last row cut short
+    (logger,) = build_loggers(logger_cfg)
+    logger.log_hyperparams({"config": {}})
+    assert metrics.read_text().startswith("step,train/loss\n0,0.0\n")  # until rows are saved
+    KeepEarlierRows().on_train_start(SimpleNamespace(loggers=[logger], global_step=6), None)
+    for step in range(6, 9):  # the checkpoint's step 6 onwards, logged again
+        logger.log_metrics({"train/loss": step + 0.5}, step=step)
+    logger.log_metrics({"val/psnr": 30.0}, step=8)
+    logger.save()
+    rows = [(row["step"], row["train/loss"], row["val/psnr"]) for row in csv_rows(metrics)]
+    assert rows == [
+        *[(str(step), str(step / 10), "") for step in range(6)],
+        *[(str(step), str(step + 0.5), "") for step in range(6, 9)],
+        ("8", "", "30.0"),
+    ]
+
+
+def test_a_csv_log_without_a_resumed_training_keeps_every_earlier_row(tmp_path):
+    from omegaconf import OmegaConf
+
+    from ipe_lightning.runtime.loggers import build_loggers
+
+    spec = {"_target_": CSV_LOGGER, "name": "csv", "version": ""}
+    logger_cfg = OmegaConf.create({"csv": {**spec, "save_dir": str(tmp_path)}})
+    metrics = tmp_path / "csv" / "metrics.csv"
+    metrics.parent.mkdir()
+    metrics.write_text("step,train/loss\n0,0.5\n1,0.25\n")  # a training; now its test
+    (logger,) = build_loggers(logger_cfg)
+    logger.log_metrics({"test/psnr": 30.0}, step=2)
+    logger.save()
+    assert [row["step"] for row in csv_rows(metrics)] == ["0", "1", "2"]

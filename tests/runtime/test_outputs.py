@@ -6,9 +6,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
+from ipe_lightning.results import read_per_image
 from ipe_lightning.runtime.outputs import SaveOutputs, output_path
 
 
@@ -54,3 +56,28 @@ def test_the_config_key_turns_it_on_and_debug_runs_mark_their_panels(tmp_path):
     (saver,) = [c for c in callbacks if isinstance(c, SaveOutputs)]
     (examples,) = [c for c in callbacks if isinstance(c, ExampleImages)]
     assert not saver.enabled and examples.debug is None
+
+
+@pytest.mark.slow  # a tiny test job
+def test_test_images_sharing_a_stem_get_their_own_outputs_and_rows(tmp_path):
+    from tests.conftest import bundled_photo
+    from tests.support.runs import run_in_process, tiny_overrides
+    from tests.test_tasks_parts import official_liif_checkpoint
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    photo = bundled_photo("coffee.png")
+    Image.fromarray(photo[:72, :80]).save(folder / "same.png")
+    Image.fromarray(photo[100:172, 100:180]).save(folder / "same.jpg", quality=95)
+    checkpoint = official_liif_checkpoint(tmp_path / "liif.pth")
+    overrides = [
+        *tiny_overrides(folder, tmp_path / "cache", "[2]"),
+        "mode=test",
+        f"ckpt_path={checkpoint}",
+        "test.save_outputs=true",
+    ]
+    run_in_process(overrides, tmp_path / "run")
+    written = sorted(p.name for p in (tmp_path / "run/outputs/folder/x2").iterdir())
+    assert len(written) == 2
+    rows = read_per_image(tmp_path / "run")
+    assert sorted(row["image"] for row in rows) == [name.removesuffix(".png") for name in written]

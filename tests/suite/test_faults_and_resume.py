@@ -118,3 +118,20 @@ def test_unknown_config_choice_lists_the_valid_ones(tmp_path):
     result = run_script("run.py", ["model=ipe_liff"], tmp_path / "run")
     assert result.returncode != 0
     assert "ipe_liff" in result.stderr and "ipe_liif" in result.stderr and "metasr" in result.stderr
+
+
+def test_a_killed_and_resumed_run_logs_the_same_csv_rows_as_an_uninterrupted_one(
+    tiny_hr_dir, tmp_path
+):
+    base = [
+        *tiny_overrides(tiny_hr_dir, tmp_path / "cache"),
+        "callbacks.last.every_n_train_steps=2",  # last.ckpt at step 4, killed at step 5
+    ]
+    straight = run_script("run.py", base, tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    kill = [f"{FAULT}KillAtStep", "+callbacks.fault.step=5"]
+    assert run_script("run.py", [*base, *kill], tmp_path / "run").returncode != 0
+    resumed = run_script("run.py", base, tmp_path / "run")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = (tmp_path / "straight/csv/metrics.csv").read_text()
+    assert (tmp_path / "run/csv/metrics.csv").read_text() == expected
