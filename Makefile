@@ -13,7 +13,7 @@ SYSTEM_SITE ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow test-gpu test-all lint format bench clean
+.PHONY: help install run test test-slow test-gpu test-all lint format bench clean clean-results
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,5 +71,12 @@ bench: install ## speed and memory benchmarks (JSON): data, decode, train, memor
 	$(BIN)/python -m ipe_lightning.bench train
 	$(BIN)/python -m ipe_lightning.bench memory
 
-clean: ## remove the venv, caches and outputs
-	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun *.egg-info
+clean: ## remove what install and the tools build (venv, caches); results are kept
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
+
+# Results are never removed by `clean`: outputs/ holds every run, multirun/ every sweep and the
+# run store that lets sweeps reuse trainings.
+clean-results: ## DELETE every run and sweep result: outputs/ and multirun/ (asks first)
+	@printf "delete outputs/ and multirun/ (every result and the run store)? [y/N] "; \
+	read answer; [ "$$answer" = y ] && rm -rf outputs multirun || echo "kept"
