@@ -247,9 +247,16 @@ def test(job: Job) -> dict[str, Any]:
 
 
 def check_settings(cfg: DictConfig) -> None:
-    """Refuse what no part of a job checks before it is used: an unknown ``mode``, and a ``seed``
-    that is not a whole number (``seed_everything`` and the data module would fail on it with a
-    message naming neither). Preflight (``sweep/preflight.py``) checks these too."""
+    """Refuse what no part of a job checks before it is used: a sweep file given to a job
+    (``+sweep=table4`` composes, and would run the default job), an unknown ``mode``, and a
+    ``seed`` that is not a whole number (``seed_everything`` and the data module would fail on it
+    with a message naming neither). Preflight (``sweep/preflight.py``) checks these too."""
+    if "sweep" in cfg:
+        name = readable(cfg, "hydra.runtime.choices.sweep", None) or "<sweep>"
+        raise SettingError(
+            f"sweep={name} is a sweep of many jobs, which run.py does not launch: run "
+            f"`python sweep.py {name} <overrides>` (python sweep.py list shows the sweeps)"
+        )
     if cfg.mode not in TASKS:
         raise SettingError(f"unknown mode={cfg.mode!r}; choose one of {sorted(TASKS)}")
     seed = cfg.get("seed")

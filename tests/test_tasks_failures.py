@@ -136,3 +136,12 @@ def test_a_rank_that_fails_leaves_its_error_to_rank_zero_whose_record_names_it_f
     assert "lost.ckpt" in record["traceback"]
     (secondary,) = record["secondary_errors"]
     assert secondary.startswith("rank 0") and "later.ckpt" in secondary
+
+
+def test_a_sweep_given_to_run_py_is_refused_naming_sweep_py(tmp_path):
+    from ipe_lightning.errors import SettingError
+    from ipe_lightning.tasks import check_settings
+
+    with pytest.raises(SettingError, match=r"python sweep\.py table4 "):
+        check_settings(compose_config(["+sweep=table4"], tmp_path))
+    check_settings(compose_config([], tmp_path))  # a job: accepted
