@@ -26,7 +26,8 @@ How each runs in the default suite (seconds):
 The slow suite (``-m slow``) runs them for real on tiny data: sweep commands as dry runs with the
 preflight, ``report``, ``figure`` and ``list`` against a finished ``debug=tiny`` Table 4 sweep,
 and run.py commands with ``debug=smoke trainer=cpu data.inp_size=16`` (crops the tiny images
-hold; without the command's ``trainer``, ``launcher``, ``logger`` and ``compile`` choices), test
+hold; without the command's ``trainer``, ``launcher``, ``logger``, ``compile`` and GPU predict
+choices; tested at ``eval.scales=[2]`` unless the command chooses its scales), test
 and predict on that sweep's checkpoint (training from it goes one epoch further). Commands that
 the slow suite would run the same way run once: run.py commands equal once those choices are
 dropped, and sweep commands of one sweep and launcher (their options are parsed in the default
@@ -68,7 +69,15 @@ SHELL_LANGUAGES = {"bash", "sh", "console", "shell"}
 TINY_TREE_MODULE = "ipe_lightning.data.tiny_tree"
 # Overrides a smoke run of a documented training command leaves out: the hardware, the launcher,
 # the loggers and compilation are the command's own; the smoke run is CPU-only and offline.
-SMOKE_DROPPED = ("trainer", "launcher", "hydra.launcher", "logger", "compile", "predict.device")
+SMOKE_DROPPED = (
+    "trainer",
+    "launcher",
+    "hydra.launcher",
+    "logger",
+    "compile",
+    "predict.device",
+    "predict.precision",  # bf16 is a GPU setting: on a CPU it only slows the smoke run
+)
 
 
 # ---------------------------------------------------------------- reading the documents
@@ -570,6 +579,8 @@ def smoke_overrides(overrides: list[str], places: Places) -> list[str]:
     if not any(o.startswith("hydra.run.dir=") for o in kept):
         kept.append(f"hydra.run.dir={places.tmp / 'run'}")
     kept += ["debug=smoke", "trainer=cpu", "logger=csv", "data.inp_size=16"]  # tiny images
+    if not any(o.startswith(("eval.scales=", "eval.sets.")) for o in overrides):
+        kept.append("eval.scales=[2]")  # one scale is enough to run the test of a smoke run
     trains = not any(o.startswith("mode=") and o != "mode=train" for o in overrides)
     if trains and any(o.startswith("ckpt_path=") for o in overrides):
         kept.append("trainer.max_epochs=3")  # one epoch past the sweep checkpoint's two
