@@ -47,3 +47,21 @@ def _outside_the_repository(tmp_path_factory, monkeypatch):
     Lightning's ``lightning_logs/``) never lands in the repository. Tests reach the repository
     through ``REPO``, and subprocesses get their own ``cwd``."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _decode_layout_not_calibrated():
+    """The fast decoder's default layout in every test and its subprocesses: a calibration
+    (models/decode_calibration.py) would time candidates in each process of a loaded machine and
+    write into the user's cache. Its own tests switch it on with a cache of their own."""
+    import os
+
+    from ipe_lightning.models import decode_calibration
+
+    saved = os.environ.get(decode_calibration.SWITCH_VARIABLE)
+    os.environ[decode_calibration.SWITCH_VARIABLE] = "0"
+    yield
+    if saved is None:
+        del os.environ[decode_calibration.SWITCH_VARIABLE]
+    else:
+        os.environ[decode_calibration.SWITCH_VARIABLE] = saved

@@ -18,6 +18,11 @@ pixel rate over the rate the GEMM sustained for as long as that decode took, jus
 of seconds averages the swings as the sustained GEMM does. ``roofline_ratio_peak`` sets the best
 decode against the best single-product GEMM burst of the run, the stricter and noisier measure.
 Our target on the CPU: >= 0.9.
+
+``decode_layout`` is the fast decode's layout (:mod:`ipe_lightning.models.decode_calibration`):
+its row block, whether the input products are stacked, whether it was calibrated in this run,
+read from the cache or is the default, and the calibration's best seconds per candidate, with
+the load average it was made at and whether it was ``kept`` in the cache.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -45,6 +51,7 @@ from ipe_lightning.bench._measure import (
     synchronize,
 )
 from ipe_lightning.inference import upsample
+from ipe_lightning.models import decode_calibration
 
 # name: (model preset, LR side, scale, target speed-up)
 CASES: dict[str, tuple[str, int, float, float]] = {
@@ -124,6 +131,13 @@ def decode_case(
     }
 
 
+def layout_report(choice: dict[str, Any]) -> dict[str, Any]:
+    """The fast decode's layout, where it comes from, and the calibration's seconds per layout."""
+    report = {**asdict(choice["layout"]), "source": choice["source"]}
+    details = ("seconds", "rows", "load_average", "kept", "path")
+    return report | {k: choice[k] for k in details if k in choice}
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m ipe_lightning.bench decode", description=__doc__.split("\n\n")[0]
@@ -139,12 +153,14 @@ def main(argv: list[str]) -> int:
     set_threads(args.threads)
     device = pick_device(args.device)
     report = new_report("decode", argv, device)
+    # the fast decode's layout: calibrated (or read from the cache) before anything is timed
+    layout = layout_report(decode_calibration.inference_choice(device))
     for precision in args.precision:
         for name in args.cases:
             key = name if len(args.precision) == 1 else f"{name}_{precision}"
             report["cases"][key] = decode_case(
                 name, args.repeats, args.warmup, device, precision, args.batch
-            )
+            ) | {"decode_layout": layout}
             case = report["cases"][key]
             print(
                 f"{key}: fast {case['speedup_best']}x naive, {case['fast']['pixels_per_s']:.0f} "
@@ -152,7 +168,9 @@ def main(argv: list[str]) -> int:
                 f"after each decode (median of the repeats), {case['roofline_ratio_peak']:.1%} "
                 f"of the roofline at the best GEMM burst ({case['roofline_pixels_per_s']:.0f} "
                 f"px/s: {case['fast_macs_per_pixel']} multiply-adds per pixel at "
-                f"{case['gemm_peak_gflops']} GFLOP/s)",
+                f"{case['gemm_peak_gflops']} GFLOP/s); decode layout "
+                f"{case['decode_layout']['row_block']}-row blocks, stacked input products "
+                f"{case['decode_layout']['stacked_inputs']} ({case['decode_layout']['source']})",
                 file=sys.stderr,
             )
     return finish(report, args.json)

@@ -11,7 +11,8 @@ against. The weights are the MLP's own, so checkpoints are shared by both implem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -22,11 +23,30 @@ from ipe_lightning.models.grid import Window, window_table
 # Queries are decoded in blocks of rows (ensemble branches flattened), so a block's gathered rows
 # and hidden states stay in cache between the layers. Training: 16384-row blocks (measured on a
 # 2-core CPU loaded by other work, 2-3x faster than 4096-row ones: a quarter of the ops, so of the
-# waits at thread barriers). Inference: 4096-row blocks, whose 4 MB buffers stay in the cache on a
-# quiet machine: measured 1.2-1.3x faster than 16384 rows for a x4 decode (python -m
-# ipe_lightning.bench decode; README "Speed and memory").
+# waits at thread barriers). Inference, by default: 4096-row blocks, whose 4 MB buffers stay in the
+# cache on a quiet machine: measured 1.2-1.3x faster than 16384 rows for a x4 decode (python -m
+# ipe_lightning.bench decode; README "Speed and memory"). On a CPU the inference layout is measured
+# per machine instead (ipe_lightning.models.decode_calibration), among this one and larger ones.
 ROW_BLOCK = 16384
 INFERENCE_ROW_BLOCK = 4096
+
+
+@dataclass(frozen=True)
+class DecodeLayout:
+    """How the inference decode groups its products; every layout computes the same function.
+
+    ``row_block``: rows (queries times ensemble branches) decoded at a time. ``stacked_inputs``:
+    the layers that read the decoder input gather their projections in one wide buffer and take
+    ``W_enc enc`` from one product (``(rows, E) x (E, D)``, D = 1024 for the skip MLP) instead of
+    one gather and one product per layer: fewer, larger products. Which is fastest depends on the
+    machine's caches and BLAS (:mod:`ipe_lightning.models.decode_calibration` measures it).
+    """
+
+    row_block: int = INFERENCE_ROW_BLOCK
+    stacked_inputs: bool = False
+
+
+DEFAULT_LAYOUT = DecodeLayout()
 
 
 @dataclass(frozen=True)
@@ -119,13 +139,15 @@ def decode_projections(
     coord_input: torch.Tensor,
     latent_dim: int,
     row_block: int | None = None,
+    layout: DecodeLayout = DEFAULT_LAYOUT,
 ) -> torch.Tensor:
     """Evaluate the MLP on ``[z, enc]`` from the projection tables; exact, autograd-friendly.
 
     ``tables`` are :func:`projection_tables` (``(B, N, width)`` each, ``N`` LR positions),
     ``index (K, B, Q)`` the position of each branch's query in them, ``coord_input (K, B, Q, E)``
     each branch's coordinate encoding. Returns ``(K, B, Q, out)``. ``row_block`` rows are decoded
-    at a time (default :data:`ROW_BLOCK` when training, :data:`INFERENCE_ROW_BLOCK` otherwise).
+    at a time (default :data:`ROW_BLOCK` when training, ``layout.row_block`` otherwise);
+    ``layout`` groups the products of the inference decode (:class:`DecodeLayout`).
     """
     splits = layer_splits(mlp, latent_dim)
     batch, positions, _ = tables[0].shape
@@ -136,8 +158,7 @@ def decode_projections(
     dtype = tables[0].dtype  # bf16 under autocast: keep every product in the tables' dtype
     encodings = coord_input.reshape(flat_index.shape[0], -1).to(dtype)
     layers = [_LayerWeights.of(split, latent_dim, dtype) for split in splits]
-    differentiable = (coord_input, *tables, *mlp.parameters())
-    if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in differentiable):
+    if needs_autograd(mlp, tables, coord_input):
         # Training: one gather per table, so the backward pass scatters into each table's
         # gradient once (a scatter per block would zero-fill a table-sized buffer per block).
         row_block = row_block or ROW_BLOCK
@@ -150,9 +171,18 @@ def decode_projections(
         outputs = [_layers_out_of_place(layers, list(block)) for block in blocks]
     else:
         # Inference: block by block in reused buffers, every product accumulated in place.
-        row_block = row_block or INFERENCE_ROW_BLOCK
-        outputs = [_decode_in_place(layers, flat_tables, flat_index, encodings, row_block)]
+        if row_block:
+            layout = replace(layout, row_block=row_block)
+        outputs = [_decode_in_place(layers, flat_tables, flat_index, encodings, layout)]
     return torch.cat(outputs).view(branches, batch, queries, -1)
+
+
+def needs_autograd(
+    mlp: nn.Module, tables: tuple[torch.Tensor, ...], coord_input: torch.Tensor
+) -> bool:
+    """Whether a decode must be differentiable: the training path, else the inference one."""
+    differentiable = (coord_input, *tables, *mlp.parameters())
+    return torch.is_grad_enabled() and any(tensor.requires_grad for tensor in differentiable)
 
 
 @dataclass(frozen=True)
@@ -180,34 +210,78 @@ def _decode_in_place(
     tables: list[torch.Tensor],
     flat_index: torch.Tensor,
     encodings: torch.Tensor,
-    row_block: int,
+    layout: DecodeLayout,
 ) -> torch.Tensor:
     """The MLP on every row without autograd, block by block in reused buffers.
 
-    Each block's rows are gathered into one preallocated buffer per layer and every product is
-    accumulated into it in place, so the buffers stay cache-resident between the layers and no
-    block allocates: gathers into fresh multi-MB tensors measured 4-30x slower here (page faults).
+    Each block's rows are gathered into preallocated buffers and every product is accumulated
+    into them in place, so the buffers stay cache-resident between the layers and no block
+    allocates: gathers into fresh multi-MB tensors measured 4-30x slower here (page faults).
     """
-    n_rows = flat_index.shape[0]
+    n_rows, row_block = flat_index.shape[0], layout.row_block
     output = encodings.new_empty(n_rows, layers[-1].width)
-    buffers = [encodings.new_empty(min(row_block, n_rows), layer.width) for layer in layers[:-1]]
+    blocks = _BlockBuffers.of(layers, tables, min(row_block, n_rows), layout.stacked_inputs)
     for start in range(0, n_rows, row_block):
         rows = flat_index[start : start + row_block]
         block_encodings = encodings[start : start + row_block]
-        targets = [buffer[: len(rows)] for buffer in buffers] + [output[start : start + len(rows)]]
-        tables_left = iter(tables)
+        targets = [buffer[: len(rows)] for buffer in blocks.buffers]
+        # each step gathers W_z z + b + W_enc enc into one buffer: all input layers' at once when
+        # stacked, else each input layer's just before its own product (its buffer still cached)
+        gathers = blocks.gather(rows, block_encodings)
+        if layout.stacked_inputs:
+            next(gathers)
         hidden = None
         for layer, target in zip(layers, targets, strict=True):
-            if layer.encoding_weight is not None:
-                # W_z z + b (gathered) + W_enc enc (+ W_h h)
-                torch.index_select(next(tables_left), 0, rows, out=target)
-                target.addmm_(block_encodings, layer.encoding_weight)
-                if hidden is not None:
-                    target.addmm_(hidden, layer.hidden_weight)
-            else:
+            if layer.encoding_weight is None:
                 torch.addmm(layer.bias, hidden, layer.hidden_weight, out=target)
-            hidden = target.relu_() if target is not targets[-1] else None
+            else:
+                next(gathers, None)
+                if hidden is not None:  # + W_h h
+                    target.addmm_(hidden, layer.hidden_weight)
+            hidden = target.relu_() if target is not targets[-1] else target
+        output[start : start + len(rows)] = hidden
     return output
+
+
+@dataclass(frozen=True)
+class _BlockBuffers:
+    """One block's preallocated per-layer buffers, and ``W_z z + b + W_enc enc`` gathered into
+    the buffers of the layers that read the decoder input (one per layer or one stacked)."""
+
+    tables: list[torch.Tensor]  # one per input layer, or one stacked (positions, D)
+    encoding_weights: list[torch.Tensor]  # likewise
+    gathered: list[torch.Tensor]  # likewise: (row_block, width) buffers
+    buffers: list[torch.Tensor]  # per layer: its columns of `gathered`, or a buffer of its own
+
+    @staticmethod
+    def of(
+        layers: list[_LayerWeights], tables: list[torch.Tensor], row_block: int, stacked: bool
+    ) -> _BlockBuffers:
+        encoding_weights = [
+            layer.encoding_weight for layer in layers if layer.encoding_weight is not None
+        ]
+        widths = [weight.shape[1] for weight in encoding_weights]
+        if stacked:
+            tables, encoding_weights = [torch.cat(tables, 1)], [torch.cat(encoding_weights, 1)]
+        gathered = [table.new_empty(row_block, table.shape[1]) for table in tables]
+        columns = iter(gathered[0].split(widths, dim=1) if stacked else gathered)
+        buffers = [
+            next(columns)
+            if layer.encoding_weight is not None
+            else gathered[0].new_empty(row_block, layer.width)
+            for layer in layers
+        ]
+        return _BlockBuffers(tables, encoding_weights, gathered, buffers)
+
+    def gather(self, rows: torch.Tensor, encodings: torch.Tensor) -> Iterator[None]:
+        """``W_z z + b + W_enc enc`` of this block into each gathered buffer, one per step."""
+        for table, weight, buffer in zip(
+            self.tables, self.encoding_weights, self.gathered, strict=True
+        ):
+            target = buffer[: len(rows)]
+            torch.index_select(table, 0, rows, out=target)
+            target.addmm_(encodings, weight)
+            yield
 
 
 def _layers_out_of_place(layers: list[_LayerWeights], gathered: list[torch.Tensor]) -> torch.Tensor:

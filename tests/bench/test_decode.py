@@ -7,12 +7,19 @@ import json
 import pytest
 
 from ipe_lightning.bench import decode
+from ipe_lightning.models import decode_calibration
 
 
 def test_decode_report_sets_each_fast_run_against_the_gemm_timed_after_it(
     monkeypatch, capsys, tmp_path
 ):
     monkeypatch.setitem(decode.CASES, "tiny", ("ipe_liif", 6, 2.0, 1.0))
+    # the decode layout's calibration: in a folder of the test's own, on a tiny timed decode
+    monkeypatch.setenv(decode_calibration.CACHE_DIR_VARIABLE, str(tmp_path))
+    monkeypatch.delenv(decode_calibration.SWITCH_VARIABLE, raising=False)  # conftest's "0"
+    monkeypatch.setattr(decode_calibration, "_chosen", {})
+    monkeypatch.setattr(decode_calibration, "CALIBRATION_ROWS", 64)
+    monkeypatch.setattr(decode_calibration, "BUDGET_S", 0.0)
     out = tmp_path / "decode.json"
     argv = ["--cases", "tiny", "--repeats", "3", "--warmup", "2", "--json", str(out)]
     assert decode.main(argv) == 0
@@ -34,4 +41,11 @@ def test_decode_report_sets_each_fast_run_against_the_gemm_timed_after_it(
     assert case["roofline_ratio_peak"] == pytest.approx(best, rel=1e-2)
     low, high = case["gemm_gflops_range"]
     assert 0 < low <= high == case["gemm_peak_gflops"]
-    assert "of the roofline at the GEMM rate sustained after each decode" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "of the roofline at the GEMM rate sustained after each decode" in err
+    # the fast decode's layout, measured in this run, and the seconds of every candidate
+    layout = case["decode_layout"]
+    assert layout["source"] == "calibrated" and layout["rows"] == 64
+    assert layout["row_block"] in {c.row_block for c in decode_calibration.CANDIDATES}
+    assert len(layout["seconds"]) == len(decode_calibration.CANDIDATES)
+    assert f"decode layout {layout['row_block']}-row blocks" in err

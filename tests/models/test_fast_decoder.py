@@ -19,7 +19,12 @@ from ipe_lightning.coords import make_cell, make_coord
 from ipe_lightning.models import IPE, LIIF, PE, Cell, EDSRBaseline, IPECell, NoEncoding
 from ipe_lightning.models.checkpoint import upgrade_network_config
 from ipe_lightning.models.decoders import FastDecoder, NaiveDecoder
-from ipe_lightning.models.fast_decoder import decode_projections, layer_splits, projection_map
+from ipe_lightning.models.fast_decoder import (
+    DecodeLayout,
+    decode_projections,
+    layer_splits,
+    projection_map,
+)
 from ipe_lightning.models.grid import LatentGrid
 from ipe_lightning.models.mlp import PlainMLP, SkipMLP
 
@@ -178,17 +183,22 @@ def test_fast_decoder_equals_naive_at_the_paper_widths():
         agree(grads_fast[name], grads_naive[name])
 
 
+@pytest.mark.parametrize("stacked", [False, True], ids=["per_layer", "stacked"])
 @pytest.mark.parametrize("row_block", [1, 7, 1000])
-def test_row_blocks_do_not_change_the_result(row_block):
+@pytest.mark.parametrize("mlp", ["plain", "skip", "every_other_skip"])
+def test_layouts_do_not_change_the_result(row_block, stacked, mlp):
+    """Row blocks, and the input layers' products stacked in one or made per layer (the
+    calibrated layouts, ipe_lightning.models.decode_calibration), give the same outputs."""
     torch.manual_seed(7)
-    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), mlp=partial(SkipMLP, hidden=(16, 16)))
+    net = LIIF(EDSRBaseline(n_resblocks=1, n_feats=4), mlp=partial(MLPS[mlp], hidden=(16, 16)))
     batch, n_queries, enc_width = 2, 150, 40
     with torch.no_grad():
         grid = net.prepare(net.encode(torch.rand(batch, 3, *LR_SIZE)))
         index = torch.randint(0, LR_SIZE[0] * LR_SIZE[1], (4, batch, n_queries))
         coord_input = torch.randn(4, batch, n_queries, enc_width)
         args = (net.mlp, grid.tables, index, coord_input, net.latent_dim)
-        agree(decode_projections(*args, row_block=row_block), decode_projections(*args))
+        layout = DecodeLayout(row_block, stacked_inputs=stacked)
+        agree(decode_projections(*args, layout=layout), decode_projections(*args))
 
 
 @pytest.mark.parametrize("kernel", [3, 1], ids=["unfold", "no_unfold"])
