@@ -1,9 +1,11 @@
 """IPE-LTE's frequencies stay where LTE's are when it trains on the embedded default's data.
 
 The regression: with the damping's gradient, Adam at the embedded schedule's lr 1e-3 raised every
-frequency until ``sinc(π f r)`` silenced the texture term (mean ``|f|`` 0.19 → 25 in 25 steps
-here; past 1e11 by step 320 of ``python run.py model=ipe_lte``, whose validation PSNR then stayed
-at the bilinear term's). The first steps of the real schedule, data and network show it.
+frequency until ``sinc(π f r)`` silenced the texture term (past 1e11 by step 320 of ``python
+run.py model=ipe_lte``, whose validation PSNR then stayed at the bilinear term's). The first steps
+of the real schedule, data and network show it: over steps 15-24 the mean ``|f|`` averaged 1.86
+with the damping's gradient against 0.23 without (torch 2.13 CPU, Pillow 13; with other versions
+of the data's resize it reached 25 by step 24).
 """
 
 from __future__ import annotations
@@ -51,5 +53,5 @@ def test_ipe_lte_frequencies_do_not_run_away_on_the_embedded_schedule():
     assert len(default) == len(with_gradient) == STEPS
     assert default[0] == with_gradient[0]  # same start: only the gradient differs
     assert max(default) < 1.0  # as LTE's: about 0.2, seen 0.66 at most
-    # the failure this guards against: the frequencies grow step after step
-    assert with_gradient[-1] > 10 * max(default)
+    # the failure this guards against: the frequencies grow step after step and stay up
+    assert sum(with_gradient[-10:]) > 5 * sum(default[-10:])
