@@ -183,5 +183,4 @@ __all__ = [
     "output_names",
     "predict_files",
     "report",
-    "unique_stems",
 ]

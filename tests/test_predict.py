@@ -319,5 +319,7 @@ def test_shortened_names_stay_distinct_and_whole_characters():
 
 
 def test_unique_stems_name_each_file_once():
+    from ipe_lightning.data.images import unique_stems
+
     files = [Path(name) for name in ("same.png", "same.jpg", "other.png", "x/other.bmp")]
-    assert predict_module.unique_stems(files) == ["same_png", "same_jpg", "other_png", "other_bmp"]
+    assert unique_stems(files) == ["same_png", "same_jpg", "other_png", "other_bmp"]
