@@ -1,16 +1,25 @@
 """Whole-image upsampling with bounded memory (docs/method.md §4: every HR pixel queried).
 
-Every head is decoded tile by tile of the LR grid through its ``prepare`` / ``query_grid`` pair:
-each decoder tile's tables (the fast decoder's projections are 16x the feature map) are built for
-the tile plus the head's reach, queries run in chunks, and with ``tile=`` the encoder also runs
-per tile with a halo of its receptive field (:mod:`ipe_lightning.tiling`). Every HR pixel is
-decoded from the same LR positions with the same arithmetic as one query of the whole image, so
-the output does not depend on the tiling.
+A local head (:class:`~ipe_lightning.models.base.ImplicitSR`) is decoded tile by tile of the LR
+grid through its ``prepare`` / ``query_grid`` pair: each decoder tile's tables (the fast decoder's
+projections are 16x the feature map) are built for the tile plus the head's reach, queries run in
+chunks, and with ``tile=`` the encoder also runs per tile with a halo of its receptive field
+(:mod:`ipe_lightning.tiling`). Every HR pixel is decoded from the same LR positions with the same
+arithmetic as one query of the whole image, so the output does not depend on the tiling.
+
+A grid decoder (:class:`~ipe_lightning.models.galerkin.GridSR`, e.g. SRNO) decodes the whole HR
+grid as one grid, as the SRNO test code does: a pixel's output depends on every pixel decoded with
+it, so it cannot be cut into tiles. Its features are those of the whole LR image (with ``tile=``
+assembled from encoder tiles with halos, :func:`encode_in_tiles`), and
+:meth:`~ipe_lightning.models.galerkin.GridSR.decode_image` takes the grid ``max_queries`` pixels at
+a time in as many passes as it has global blocks, plus one: the one-shot output in bounded memory.
+``band=k`` decodes bands of ``k`` HR rows as grids of their own instead (the SRNO code's
+validation, ``eval_bsize``), which changes the output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +30,19 @@ from tqdm.auto import tqdm
 
 from ipe_lightning.coords import pixel_centers
 from ipe_lightning.models.base import ImplicitSR, check_lr
+from ipe_lightning.models.fixed_scale import FixedScaleSR, other_scale_error, scale_of
+from ipe_lightning.models.galerkin import GridSR
+from ipe_lightning.models.resample import check_method, resize
 from ipe_lightning.scales import as_scale_pair
 from ipe_lightning.tiling import (
     DecoderTile,
     Reach,
     count_decoder_tiles,
+    grow,
     owning_lr_pixels,
     plan_tiles,
     receptive_radius,
+    spans,
 )
 
 __all__ = [
@@ -39,7 +53,10 @@ __all__ = [
     "QueryBudget",
     "as_scale_pair",  # re-exported: it lives in ipe_lightning.scales
     "check_image_range",
+    "check_scales",
     "count_tiles",
+    "decode_fields",
+    "encode_in_tiles",
     "from_network_range",
     "from_pil",
     "output_size",
@@ -65,20 +82,41 @@ Progress = bool | Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class QueryBudget:
-    """How :func:`upsample` bounds its memory on a whole image (the ``test`` config node).
+    """How :func:`upsample` runs on a whole image (the ``test`` config node).
 
     ``max_queries``: HR pixels queried at a time; ``tile``: the side (LR pixels) of the tiles the
-    encoder runs on, ``None`` for the whole image at once.
+    encoder runs on, ``None`` for the whole image at once; ``resample``: how a fixed-scale network
+    reaches other scales (``bicubic`` or ``lanczos``: its own ×k, then resized), ``None``: it
+    does not; ``grid_band``: a grid decoder decodes bands of this many HR rows as grids of their
+    own (the SRNO code's validation), ``None`` the whole image as one grid (its test).
     """
 
     max_queries: int = DEFAULT_MAX_QUERIES
     tile: int | None = None
+    resample: str | None = None
+    grid_band: int | None = None
 
     @classmethod
     def from_config(cls, test: Mapping[str, Any]) -> QueryBudget:
-        """The budget of a config's ``test`` node (``max_queries``, ``tile``)."""
-        tile = test.get("tile")
-        return cls(max_queries=int(test["max_queries"]), tile=None if tile is None else int(tile))
+        """The budget of a config's ``test`` node (``max_queries``, ``tile``, ``resample``,
+        ``grid_band``; a node without ``grid_band`` decodes whole grids)."""
+        tile, resample, band = test.get("tile"), test.get("resample"), test.get("grid_band")
+        return cls(
+            max_queries=int(test["max_queries"]),
+            tile=None if tile is None else int(tile),
+            resample=None if resample is None else check_method(resample),
+            grid_band=None if band is None else int(band),
+        )
+
+    def options(self) -> dict[str, Any]:
+        """:func:`upsample`'s keywords for this budget: ``upsample(net, lr, size=..., **budget
+        .options())``."""
+        return {
+            "max_queries": self.max_queries,
+            "tile": self.tile,
+            "resample": self.resample,
+            "band": self.grid_band,
+        }
 
 
 DEFAULT_QUERY_BUDGET = QueryBudget()  # LIIF's test code: 30000 queries, no encoder tiles
@@ -183,15 +221,94 @@ def _owners(net: ImplicitSR, queries: _Queries) -> tuple[torch.Tensor, torch.Ten
     )
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_arguments(
+    image: torch.Tensor, max_queries: int, tile: int | None, band: int | None = None
+) -> None:
+    check_lr(image)
+    check_image_range(image)
+    if max_queries < 1:
+        raise ValueError(f"max_queries must be positive, got {max_queries}")
+    if tile is not None and not _is_count(tile):
+        raise ValueError(f"tile must be a positive number of LR pixels or None, got {tile!r}")
+    if band is not None and not _is_count(band):
+        raise ValueError(f"band must be a positive number of HR rows or None, got {band!r}")
+
+
+def decode_fields(net: ImplicitSR | GridSR, budget: QueryBudget) -> dict[str, Any]:
+    """How a whole image was decoded, for the record (``metrics.json``'s ``grid_decode``): for a
+    grid decoder the ``chunk`` of queries held at a time (memory only: the output is the whole
+    grid's) and the ``band`` of HR rows decoded as one grid (``None``: the whole image), which
+    changes the output; nothing for a local head, whose output depends on neither."""
+    if not isinstance(net, GridSR):
+        return {}
+    return {"grid_decode": {"chunk": budget.max_queries, "band": budget.grid_band}}
+
+
+def encode_in_tiles(net: ImplicitSR | GridSR, lr: torch.Tensor, tile: int | None) -> torch.Tensor:
+    """The features of the whole normalised ``lr``: ``net.encode(lr)``, or with ``tile`` (LR
+    pixels) assembled from the encodings of tiles, each cropped with a halo of the encoder's
+    receptive radius so that its features equal the whole image's."""
+    if tile is None:
+        return net.encode(lr)
+    height, width = lr.shape[-2:]
+    halo = receptive_radius(net.encoder)
+    feat: torch.Tensor | None = None
+    for rows in spans(height, tile):
+        for cols in spans(width, tile):
+            crop_rows, crop_cols = grow(rows, halo, height), grow(cols, halo, width)
+            part = net.encode(lr[..., slice(*crop_rows), slice(*crop_cols)])
+            if feat is None:
+                feat = part.new_empty(*part.shape[:2], height, width)
+            feat[..., slice(*rows), slice(*cols)] = part[
+                ...,
+                rows[0] - crop_rows[0] : rows[1] - crop_rows[0],
+                cols[0] - crop_cols[0] : cols[1] - crop_cols[0],
+            ]
+    return feat
+
+
+def _upsample_grid(
+    net: GridSR,
+    lr: torch.Tensor,
+    size: tuple[int, int],
+    max_queries: int,
+    tile: int | None,
+    band: int | None,
+) -> torch.Tensor:
+    """``(B, 3, H, W)`` in ``[0, 1]``: every HR pixel of the normalised ``lr`` decoded by a grid
+    decoder as one grid (or in bands of ``band`` rows), ``max_queries`` at a time."""
+    feat = encode_in_tiles(net, lr, tile)
+    rgb = net.decode_image(feat, size, chunk=max_queries, band=band)
+    return from_network_range(rgb).permute(0, 3, 1, 2).contiguous()
+
+
+def check_scales(
+    net: ImplicitSR, scales: Iterable[float | Sequence[float]], resample: str | None = None
+) -> None:
+    """Refuse, before any image is upsampled, a fixed-scale network asked for another of
+    ``scales`` without ``resample`` (:func:`upsample` refuses it per image)."""
+    if not isinstance(net, FixedScaleSR) or resample is not None:
+        return
+    for scale in scales:
+        if as_scale_pair(scale) != (net.scale, net.scale):
+            raise other_scale_error(net, scale)
+
+
 @torch.no_grad()
 def upsample(
-    net: ImplicitSR,
+    net: ImplicitSR | GridSR,
     image: torch.Tensor,
     scale: float | Sequence[float] | None = None,
     size: Sequence[int] | None = None,
     max_queries: int = DEFAULT_MAX_QUERIES,
     tile: int | None = None,
     progress: Progress = False,
+    resample: str | None = None,
+    band: int | None = None,
 ) -> torch.Tensor:
     """Upsample ``image (B, 3, h, w)`` in ``[0, 1]`` to ``(B, 3, H, W)`` in ``[0, 1]``.
 
@@ -200,18 +317,47 @@ def upsample(
     pixels) also runs the encoder per tile, with a halo of its receptive field, bounding encoder
     memory; ``None`` encodes the whole image at once. The result equals one query of all pixels at
     once. ``progress`` shows a bar over decoder tiles (``True``) or is called as
-    ``progress(done, total)`` after each tile.
+    ``progress(done, total)`` after each tile. A fixed-scale network upsamples by its own ×k
+    only; with ``resample`` (``bicubic`` or ``lanczos``) other sizes are its ×k, resized.
+
+    A grid decoder (:class:`~ipe_lightning.models.galerkin.GridSR`) decodes all HR pixels as one
+    grid, ``max_queries`` at a time in several passes (the module docstring), its features from
+    the whole image or assembled from ``tile``-sided encoder tiles; ``band`` (HR rows) decodes
+    bands as grids of their own instead, which changes its output. ``progress`` then reports one
+    step. A local head's output depends on no ``band``: it ignores it.
     """
-    check_lr(image)
-    check_image_range(image)
-    if max_queries < 1:
-        raise ValueError(f"max_queries must be positive, got {max_queries}")
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
-        raise ValueError(f"tile must be a positive number of LR pixels or None, got {tile!r}")
+    _check_arguments(image, max_queries, tile, band)
     lr = to_network_range(image)
-    batch, _, lr_height, lr_width = lr.shape
-    lr_size = (lr_height, lr_width)
+    lr_size = (lr.shape[-2], lr.shape[-1])
     height, width = output_size(lr_size, scale, size)
+    if isinstance(net, FixedScaleSR) and not net.serves(lr_size, (height, width)):
+        if resample is None:
+            raise other_scale_error(net, scale_of(lr_size, (height, width)))
+        own = upsample(net, image, net.scale, max_queries=max_queries, tile=tile, progress=progress)
+        return resize(own, (height, width), check_method(resample)).clamp_(0, 1)
+    if isinstance(net, GridSR):
+        report, close = _progress_reporter(progress, 1)
+        try:
+            output = _upsample_grid(net, lr, (height, width), max_queries, tile, band)
+            report(1, 1)
+        finally:
+            close()
+        return output
+    return _upsample_local(net, lr, (height, width), max_queries, tile, progress)
+
+
+def _upsample_local(
+    net: ImplicitSR,
+    lr: torch.Tensor,
+    size: tuple[int, int],
+    max_queries: int,
+    tile: int | None,
+    progress: Progress,
+) -> torch.Tensor:
+    """``(B, 3, H, W)`` in ``[0, 1]``: every HR pixel of the normalised ``lr`` decoded by a local
+    head, tile by tile (the module docstring)."""
+    batch, _, lr_height, lr_width = lr.shape
+    lr_size, (height, width) = (lr_height, lr_width), size
     queries = _Queries(
         lr_size=lr_size,
         ys=pixel_centers(height, dtype=lr.dtype),
@@ -303,13 +449,13 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
 
 def upsample_pil(
-    net: ImplicitSR,
+    net: ImplicitSR | GridSR,
     image: Image.Image,
     scale: float | Sequence[float] | None = None,
     size: Sequence[int] | None = None,
     **options: int | Progress | None,
 ) -> Image.Image:
     """:func:`upsample` for a PIL image, on the network's device; ``options`` are
-    :func:`upsample`'s (``max_queries``, ``tile``, ``progress``)."""
+    :func:`upsample`'s (``max_queries``, ``tile``, ``progress``, ``resample``, ``band``)."""
     device = next(net.parameters()).device
     return to_pil(upsample(net, from_pil(image).to(device), scale=scale, size=size, **options))

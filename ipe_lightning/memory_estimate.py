@@ -24,6 +24,7 @@ from ipe_lightning.inference import (
     output_size,
 )
 from ipe_lightning.models.base import ImplicitSR
+from ipe_lightning.models.galerkin import GridSR
 from ipe_lightning.tiling import receptive_radius
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ CONVERSION_BYTES_PER_PIXEL = 2 * 3 * 4 + 3 + 3
 # Bytes per HR pixel of one decoder tile, held while its queries run: the float32 coordinates
 # (y, x), the chunks' predictions, their concatenation and its mapping to [0, 1] (RGB float32).
 TILE_BYTES_PER_PIXEL = 2 * 4 + 3 * 3 * 4
+# Bytes per HR pixel a grid decoder holds besides the output: its chunks' RGB, their
+# concatenation and its mapping to [0, 1] (float32; its coordinates are made one chunk at a time).
+GRID_BYTES_PER_PIXEL = 3 * 3 * 4
 # LR side of the probe image whose activations are scaled to the real image.
 _PROBE_SIDE = 16
 _PROBE_QUERIES = 64
@@ -55,8 +59,11 @@ class MemoryEstimate:
     activation of one encoder crop (the whole LR image, or a ``test.tile`` tile with its halo);
     ``decoder``: one decoder tile's tables, one chunk of queries and the coordinates and
     predictions of the tile's HR pixels (all of them when the LR image is one tile: a small LR
-    image upsampled to a huge size is one huge tile); ``conversion``: the host
-    memory of the 8-bit PNG conversion (with the output itself when the device is the CPU).
+    image upsampled to a huge size is one huge tile); for a grid decoder, which decodes the whole
+    image as one grid, the tables of the whole LR image (and, with ``test.tile``, the features
+    assembled from the tiles), one chunk of queries and the RGB of every HR pixel;
+    ``conversion``: the host memory of the 8-bit PNG conversion (with the output itself when the
+    device is the CPU).
     """
 
     lr_size: tuple[int, int]
@@ -114,9 +121,10 @@ class _PerUnitCosts:
     encoder_per_pixel: float
     tables_per_position: float
     per_query: float
+    features_per_pixel: float = 0.0
 
 
-def _probe_costs(net: ImplicitSR, device: torch.device) -> _PerUnitCosts:
+def _probe_costs(net: ImplicitSR | GridSR, device: torch.device) -> _PerUnitCosts:
     probe = torch.zeros(1, 3, _PROBE_SIDE, _PROBE_SIDE, device=device)
     found: dict[str, object] = {}
 
@@ -134,18 +142,62 @@ def _probe_costs(net: ImplicitSR, device: torch.device) -> _PerUnitCosts:
     cell = torch.full((1, _PROBE_QUERIES, 2), 2 / (2 * _PROBE_SIDE), device=device)
 
     def query() -> None:
-        found["rgb"] = net.query_grid(grid, coord, cell)
+        if isinstance(net, GridSR):  # the probe's queries decoded as one grid
+            found["rgb"] = net.decode(feat, coord, cell)
+        else:
+            found["rgb"] = net.query_grid(grid, coord, cell)
 
     query_bytes = max(_largest_activation(net, query), 2 * coord.numel() * 4 + 3 * 4)
     return _PerUnitCosts(
         encoder_per_pixel=(activation + feat_bytes) / pixels,
         tables_per_position=table_bytes / pixels,
         per_query=query_bytes / _PROBE_QUERIES,
+        features_per_pixel=feat_bytes / pixels,
+    )
+
+
+def _grid_parts(
+    costs: _PerUnitCosts,
+    lr_size: tuple[int, int],
+    hr_pixels: int,
+    budget: QueryBudget,
+    crop: int,
+) -> tuple[int, int]:
+    """``(encoder, decoder)`` bytes of a grid decoder's whole-image decode (see
+    :class:`MemoryEstimate`)."""
+    lr_pixels = lr_size[0] * lr_size[1]
+    assembled = 0 if budget.tile is None else costs.features_per_pixel * lr_pixels
+    decoder = (
+        costs.tables_per_position * lr_pixels
+        + costs.per_query * min(budget.max_queries, hr_pixels)
+        + GRID_BYTES_PER_PIXEL * hr_pixels
+    )
+    return int(costs.encoder_per_pixel * crop + assembled), int(decoder)
+
+
+def _tile_decoder(
+    net: ImplicitSR,
+    costs: _PerUnitCosts,
+    lr_size: tuple[int, int],
+    hr_size: tuple[int, int],
+    budget: QueryBudget,
+) -> int:
+    """Bytes of a local head's largest decoder tile (see :class:`MemoryEstimate`)."""
+    height, width = hr_size
+    side = min(DECODER_TILE, budget.tile or max(lr_size))
+    tables_side = side + 2 * (net.lookup_reach + net.table_reach)
+    tile_hr_pixels = round(
+        min(1.0, side / lr_size[0]) * height * min(1.0, side / lr_size[1]) * width
+    )
+    return int(
+        costs.tables_per_position * tables_side**2
+        + costs.per_query * min(budget.max_queries, tile_hr_pixels)
+        + TILE_BYTES_PER_PIXEL * tile_hr_pixels
     )
 
 
 def estimate_memory(
-    net: ImplicitSR,
+    net: ImplicitSR | GridSR,
     lr_size: tuple[int, int],
     hr_size: tuple[int, int],
     *,
@@ -157,9 +209,9 @@ def estimate_memory(
 
     The encoder's and decoder's parts scale a probe of the network on a small LR image: the largest
     module activation seen there per LR pixel times the encoder crop, the tables per LR position
-    times one decoder tile (with the head's reach), the largest activation per query times
-    ``budget.max_queries``; the rest counts the tensors :func:`~ipe_lightning.inference.upsample`
-    and the PNG conversion allocate per HR pixel.
+    times one decoder tile (with the head's reach; a grid decoder's: the whole LR image), the
+    largest activation per query times ``budget.max_queries``; the rest counts the tensors
+    :func:`~ipe_lightning.inference.upsample` and the PNG conversion allocate per HR pixel.
     """
     device = torch.device(device)
     costs = costs or _probe_costs(net, device)
@@ -170,26 +222,22 @@ def estimate_memory(
     else:
         halo = receptive_radius(net.encoder)
         crop = min(lr_size[0], tile + 2 * halo) * min(lr_size[1], tile + 2 * halo)
-    side = min(DECODER_TILE, tile or max(lr_size))
-    tables_side = side + 2 * (net.lookup_reach + net.table_reach)
     hr_pixels = height * width
-    tile_hr_pixels = round(
-        min(1.0, side / lr_size[0]) * height * min(1.0, side / lr_size[1]) * width
-    )
     conversion = CONVERSION_BYTES_PER_PIXEL * hr_pixels
     if device.type != "cpu":  # the output is copied to the host first
         conversion += HOST_COPY_BYTES_PER_PIXEL * hr_pixels
+    if isinstance(net, GridSR):
+        encoder, decoder = _grid_parts(costs, lr_size, hr_pixels, budget, crop)
+    else:
+        encoder = int(costs.encoder_per_pixel * crop)
+        decoder = _tile_decoder(net, costs, lr_size, hr_size, budget)
     return MemoryEstimate(
         lr_size=tuple(lr_size),
         hr_size=(height, width),
         device=str(device),
         output=OUTPUT_BYTES_PER_PIXEL * hr_pixels,
-        encoder=int(costs.encoder_per_pixel * crop),
-        decoder=int(
-            costs.tables_per_position * tables_side**2
-            + costs.per_query * min(budget.max_queries, tile_hr_pixels)
-            + TILE_BYTES_PER_PIXEL * tile_hr_pixels
-        ),
+        encoder=encoder,
+        decoder=decoder,
         conversion=conversion,
     )
 

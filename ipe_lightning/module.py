@@ -183,7 +183,12 @@ class SRModule(pl.LightningModule):
         lr, hr = batch["lr"], batch["hr"]
         size = tuple(hr.shape[-2:])
         sr = upsample(
-            self.net, lr, size=size, max_queries=self.budget.max_queries, tile=self.budget.tile
+            self.net,
+            lr,
+            size=size,
+            max_queries=self.budget.max_queries,
+            tile=self.budget.tile,
+            resample=self.budget.resample,
         )
         bicubic = bicubic_upsample(lr, size)
         protocol = {"shave": batch["shave"], "channel": batch["channel"]}

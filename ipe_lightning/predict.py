@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
@@ -45,9 +47,31 @@ class PredictionError(RuntimeError):
 
 @dataclass
 class PredictionSummary:
+    output_dir: Path | None = None
     written: list[Path] = field(default_factory=list)
     existing: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    # inputs that predict.size stretched: (input, its size, the size asked)
+    stretched: list[tuple[Path, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+
+
+# A size whose two scale factors differ by more than this (relative) changes the aspect ratio by
+# more than the rounding of a whole-pixel size can explain.
+STRETCH_TOLERANCE = 0.01
+
+
+def stretches(image_size: Sequence[int], size: Sequence[int] | None) -> bool:
+    """Whether upsampling an ``(H, W)`` image to ``size`` scales its height and width by factors
+    that differ (beyond :data:`STRETCH_TOLERANCE`), i.e. distorts it."""
+    if size is None:
+        return False
+    scale_h, scale_w = size[0] / image_size[0], size[1] / image_size[1]
+    return abs(scale_h - scale_w) > STRETCH_TOLERANCE * max(scale_h, scale_w)
+
+
+def interactive() -> bool:
+    """Progress bars only on a terminal: in a log file they are lines of escape codes."""
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def input_files(source: str | Path) -> list[Path]:
@@ -132,8 +156,9 @@ def predict_files(
     check_memory(estimates, _what_was_asked(scale, size), budget=budget, available=available_memory)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    summary = PredictionSummary()
-    for path, name in tqdm(zip(files, names, strict=True), desc="images", unit="img"):
+    summary = PredictionSummary(output_dir=output_dir)
+    pairs = zip(files, names, strict=True)
+    for path, name in tqdm(pairs, desc="images", unit="img", disable=not interactive()):
         target = output_dir / name
         if target.exists() and not overwrite:
             summary.existing.append(target)
@@ -143,25 +168,48 @@ def predict_files(
         except Exception as error:  # any unreadable file is reported and skipped
             summary.failed.append((path, f"{type(error).__name__}: {error}"))
             continue
-        image = torch.from_numpy(pixels).permute(2, 0, 1)[None].to(device, torch.float32) / 255
+        if stretches(pixels.shape[:2], size):
+            summary.stretched.append((path, tuple(pixels.shape[:2]), tuple(size)))
         with autocast(device, precision):
-            sr = upsample(
-                net,
-                image,
-                scale=scale,
-                size=size,
-                max_queries=budget.max_queries,
-                tile=budget.tile,
-                progress=True,
-            )
+            sr = upsample_pixels(net, pixels, scale, size, budget, device)
         with atomic_open(target, "wb") as handle:  # a kill leaves no torn PNG to keep
             Image.fromarray(to_uint8(sr[0].float())).save(handle, format="PNG")
         summary.written.append(target)
     return summary
 
 
+def upsample_pixels(
+    net: ImplicitSR,
+    pixels: np.ndarray,
+    scale: float | Sequence[float] | None,
+    size: Sequence[int] | None,
+    budget: QueryBudget,
+    device: torch.device,
+) -> torch.Tensor:
+    """Decoded uint8 ``(H, W, 3)`` pixels upsampled to a ``(1, 3, H', W')`` float image (copied
+    into a tensor: decoded arrays may be read-only)."""
+    image = torch.tensor(pixels).permute(2, 0, 1)[None].to(device, torch.float32) / 255
+    return upsample(
+        net,
+        image,
+        scale=scale,
+        size=size,
+        max_queries=budget.max_queries,
+        tile=budget.tile,
+        resample=budget.resample,
+        progress=interactive(),
+    )
+
+
 def report(summary: PredictionSummary) -> str:
-    lines = [f"wrote {len(summary.written)} image(s)"]
+    """What predict did, where, and what the reader should know (stretched inputs)."""
+    where = f" to {summary.output_dir}" if summary.output_dir is not None else ""
+    lines = [f"wrote {len(summary.written)} image(s){where}"]
+    for path, (h, w), (out_h, out_w) in summary.stretched:
+        lines.append(
+            f"warning: predict.size=[{out_h},{out_w}] stretched {path.name} ({h}x{w}): its "
+            f"aspect ratio {w / h:.3g} became {out_w / out_h:.3g}; predict.scale keeps it"
+        )
     if summary.existing:
         lines.append(
             f"kept {len(summary.existing)} existing output(s) (overwrite=true replaces them): "

@@ -11,6 +11,13 @@ A record is a JSON object (``ipe_lightning.tasks`` fills it) with at least
 ``overrides`` the job's Hydra overrides (what a resumed sweep compares)
 ``checkpoints`` the training's ``best`` and ``last``; a ``mode=test`` job's ``evaluated`` one (a
               record without it names that one only in its ``ckpt_path=`` override)
+``images``    ``{"<set>/x<scale>": n}``: how many images each test loader measured
+``skipped``   only when ``data.skip_bad=true`` left files out of a test set:
+              ``{"<set>": {"<file>": "<why>"}}``; the set held ``images + len(skipped)`` files
+``grid_decode`` only for a grid decoder (SRNO): how its whole test images were decoded,
+              ``{"chunk": n, "band": k}``: ``n`` queries held at a time (memory only) and bands
+              of ``k`` HR rows decoded as grids of their own (``null``: the whole image as one
+              grid), which changes the output (:func:`ipe_lightning.inference.decode_fields`)
 ``non_finite`` only when a number was not finite: JSON has no Infinity or NaN, so such a number
               is written as ``null`` and listed here as ``{"at": [keys], "value": "Infinity"}``
               (``-Infinity``, ``NaN``); :func:`read_record` puts it back. E.g. the bicubic PSNR
@@ -50,6 +57,11 @@ _TEST_KEY = re.compile(r"^test/(?P<loader>.+)/(?P<metric>psnr|ssim|bicubic_psnr|
 
 class RecordVersionError(ValueError):
     """A record of a schema version this code does not know (written by newer code)."""
+
+
+class UnreadableRecordError(ValueError):
+    """A ``metrics.json`` that is there but is not a record: cut short, not JSON, not an
+    object. Its message says why."""
 
 
 def _finite(data: Any, at: tuple[Any, ...] = ()) -> tuple[Any, list[dict[str, Any]]]:
@@ -117,16 +129,34 @@ def upgrade_record(data: Mapping[str, Any]) -> dict[str, Any]:
     return {**data, "version": RECORD_VERSION}  # version 0 has the fields of version 1
 
 
+def load_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """``<run_dir>/metrics.json`` in the current form; ``None`` when there is none. Raises
+    :class:`UnreadableRecordError` for a file that is not a JSON object (cut short by a full disk,
+    copied in half) and :class:`RecordVersionError` for a record of an unknown version."""
+    path = Path(run_dir) / RECORD_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UnreadableRecordError(f"{path}: {type(error).__name__}: {error}") from error
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise UnreadableRecordError(f"{path}: not JSON ({error})") from error
+    if not isinstance(data, dict):
+        raise UnreadableRecordError(f"{path}: a JSON {type(data).__name__}, not an object")
+    return upgrade_record(_restore_non_finite(data))
+
+
 def read_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """``<run_dir>/metrics.json`` in the current form; ``None`` when there is none or it is not
-    JSON. Raises :class:`RecordVersionError` for a record of an unknown version."""
+    a JSON object (:func:`load_record` says why). Raises :class:`RecordVersionError` for a record
+    of an unknown version."""
     try:
-        data = json.loads((Path(run_dir) / RECORD_FILE).read_text())
-    except (OSError, ValueError):
+        return load_record(run_dir)
+    except UnreadableRecordError:
         return None
-    if not isinstance(data, dict):
-        return None
-    return upgrade_record(_restore_non_finite(data))
 
 
 @dataclass(frozen=True)
@@ -134,13 +164,21 @@ class JobResult:
     """What is known about one job: its status and, when it finished, its metrics.
 
     ``status``: ``finished``, ``failed``, ``preempted``, ``interrupted`` (a checkpoint but no
-    record: killed), ``running``, ``started`` (a directory, nothing more) or ``missing`` (never
-    started / no trace). ``note``: why (the error message) or where (its directory).
+    record: killed), ``unreadable`` (a ``metrics.json`` that cannot be read), ``running``,
+    ``started`` (a directory, nothing more) or ``missing`` (never started / no trace). ``note``:
+    why (the error message) or where (its directory). ``images``, ``skipped`` and
+    ``grid_decode``: the record's (module doc; empty where it has none); ``per_image_problems``:
+    loader → why its per-image rows disagree with the record (:func:`per_image_problems`), which
+    leaves them out of any comparison.
     """
 
     status: str
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     note: str = ""
+    images: Mapping[str, int] = field(default_factory=dict)
+    skipped: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    per_image_problems: Mapping[str, str] = field(default_factory=dict)
+    grid_decode: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], note: str = "") -> JobResult:
@@ -150,8 +188,21 @@ class JobResult:
             status, note = "failed", note or "finished without test metrics"
         error = str(record.get("error") or "").strip().splitlines()  # its first line: the summary's
         return cls(
-            status=status, metrics=record.get("metrics") or {}, note=error[0] if error else note
+            status=status,
+            metrics=record.get("metrics") or {},
+            note=error[0] if error else note,
+            images={str(k): int(v) for k, v in (record.get("images") or {}).items()},
+            skipped={str(k): dict(v) for k, v in (record.get("skipped") or {}).items()},
+            grid_decode=dict(record.get("grid_decode") or {}),
         )
+
+    def set_size(self, loader: str) -> tuple[int, int] | None:
+        """``(measured, held)`` images of ``loader``'s set where the record knows both and files
+        were skipped; ``None`` when the loader measured the whole set (or it is not known)."""
+        skipped = self.skipped.get(loader.rpartition("/")[0])
+        if not skipped or loader not in self.images:
+            return None
+        return self.images[loader], self.images[loader] + len(skipped)
 
 
 def debug_note(debug: str | None) -> str:
@@ -220,3 +271,57 @@ def read_per_image(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _csv_value(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+# Per-image means may differ from the logged ones by float32 rounding, never by an image.
+_MEAN_TOLERANCE = 1e-4  # relative
+
+
+def per_image_problems(result: JobResult, rows: list[Mapping[str, Any]]) -> dict[str, str]:
+    """Loader → why ``rows`` (a job's ``per_image.csv``) do not stand for ``result`` (its
+    ``metrics.json``) there: a score that is not a number, fewer or more rows than the images
+    measured, a mean that is not the recorded one, a loader with no rows. Empty when they agree
+    (and when there are no rows at all: nothing to compare)."""
+    by_loader: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_loader.setdefault(f"{row['set']}/x{row['scale']}", []).append(row)
+    if not by_loader:
+        return {}
+    problems = {
+        loader: "no rows in per_image.csv" for loader in result.metrics if loader not in by_loader
+    }
+    for loader, lines in by_loader.items():
+        why = _loader_problem(result, loader, lines)
+        if why:
+            problems[loader] = why
+    return problems
+
+
+def _loader_problem(result: JobResult, loader: str, lines: list[Mapping[str, Any]]) -> str:
+    recorded = result.metrics.get(loader)
+    if recorded is None:
+        return "rows in per_image.csv, no result in metrics.json"
+    names = [str(line["image"]) for line in lines]
+    if len(set(names)) < len(names):
+        return "an image named twice in per_image.csv"
+    not_numbers = [n for n, line in zip(names, lines, strict=True) if not _finite_psnr(line)]
+    if not_numbers:
+        return f"no finite PSNR for {len(not_numbers)} of {len(lines)} images ({not_numbers[0]})"
+    measured = result.images.get(loader)
+    if measured is not None and measured != len(lines):
+        return f"{len(lines)} rows in per_image.csv for {measured} images measured"
+    for metric in ("psnr", "ssim"):
+        value = recorded.get(metric)
+        if value is None or not math.isfinite(float(value)) or metric not in lines[0]:
+            continue
+        mean = math.fsum(float(line[metric]) for line in lines) / len(lines)
+        if abs(mean - float(value)) > _MEAN_TOLERANCE * max(1.0, abs(float(value))):
+            return f"per-image mean {metric} {mean:.4f}, metrics.json {float(value):.4f}"
+    return ""
+
+
+def _finite_psnr(line: Mapping[str, Any]) -> bool:
+    try:
+        return math.isfinite(float(line["psnr"]))
+    except (KeyError, TypeError, ValueError):
+        return False

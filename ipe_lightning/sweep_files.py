@@ -25,6 +25,8 @@ import yaml
 from ipe_lightning.results import (
     JobResult,
     RecordVersionError,
+    UnreadableRecordError,
+    load_record,
     read_per_image,
     read_record,
     write_json_atomic,
@@ -201,9 +203,11 @@ def read_job_state(job_dir: str | Path) -> JobState:
 def job_result(job_dir: str | Path) -> JobResult:
     """What the report shows for a job directory (``missing`` when there is none)."""
     try:
-        record = read_record(job_dir)
+        record = load_record(job_dir)
     except RecordVersionError as error:
         return JobResult("unreadable", note=f"{Path(job_dir) / 'metrics.json'}: {error}")
+    except UnreadableRecordError as error:  # e.g. cut short: it is not a killed job's silence
+        return JobResult("unreadable", note=str(error))
     if record is not None:
         return JobResult.from_record(record, note=str(job_dir))
     state = read_job_state(job_dir)

@@ -25,13 +25,20 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor
 from torch import nn
 
-from ipe_lightning import results
+from ipe_lightning import results, settings
 from ipe_lightning.configs import plain
-from ipe_lightning.errors import MissingFileError, SettingError
-from ipe_lightning.inference import QueryBudget
-from ipe_lightning.models import NetworkInfo, load_network
+from ipe_lightning.errors import MissingFileError, SettingError, UserError
+from ipe_lightning.inference import QueryBudget, check_scales
+from ipe_lightning.models import FixedScaleSR, NetworkInfo, load_network
+from ipe_lightning.models.checkpoint_file import CheckpointMismatchError, load_error_differences
 from ipe_lightning.module import SRModule
-from ipe_lightning.predict import PredictionError, input_files, predict_files, report
+from ipe_lightning.predict import (
+    OutputTooLargeError,
+    PredictionError,
+    input_files,
+    predict_files,
+    report,
+)
 from ipe_lightning.runtime import ddp
 from ipe_lightning.runtime import resume as runtime_resume
 from ipe_lightning.runtime.checkpoints import stop_on_interrupt
@@ -46,6 +53,7 @@ from ipe_lightning.runtime.loggers import (
     wandb_job,
 )
 from ipe_lightning.runtime.record import FinishedRecord
+from ipe_lightning.scales import parse_scale_tag
 
 log = get_logger(__name__)
 
@@ -100,12 +108,18 @@ def build_trainer(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -
     return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
 
 
-def resume_checkpoint(cfg: DictConfig) -> str | None:
+def resume_checkpoint(cfg: DictConfig, parts: Parts | None = None) -> str | None:
     """``ckpt_path`` if given; with ``resume=auto`` the newest readable checkpoint of the run
-    directory, if any (runtime/resume.py: unreadable ones are reported and moved aside)."""
-    return runtime_resume.resume_checkpoint(
+    directory, if any (runtime/resume.py: unreadable ones are reported and moved aside). With
+    ``parts``, one their module cannot continue from (another project's file, another model's,
+    past ``trainer.max_epochs``) is refused before the trainer restores it."""
+    path = runtime_resume.resume_checkpoint(
         cfg.paths.checkpoint_dir, cfg.get("ckpt_path"), str(cfg.get("resume", "auto"))
     )
+    if path is not None and parts is not None:
+        resuming = runtime_resume.Resuming(path, given=bool(cfg.get("ckpt_path")))
+        runtime_resume.check_resumable(resuming, parts.module, parts.trainer.max_epochs)
+    return path
 
 
 def check_test_sets_cover_ranks(datamodule: pl.LightningDataModule, trainer: pl.Trainer) -> None:
@@ -145,7 +159,16 @@ def checkpoint_network(cfg: DictConfig) -> tuple[nn.Module, str]:
     prediction runs is the checkpoint's, whatever ``model`` says. A ``model=`` given on the
     command line that names another model is ignored, with a notice naming both."""
     path = require_checkpoint(cfg.ckpt_path)
-    net, info = load_network(path)
+    try:
+        net, info = load_network(path)
+    except UserError:
+        raise
+    except ValueError as error:  # what the file holds: another project's, keys of another model
+        differences = load_error_differences(str(error))
+        what = f"its weights do not fit its network: keys {differences}" if differences else ""
+        raise CheckpointMismatchError(
+            f"ckpt_path={path}: {what or str(error).strip().splitlines()[0]}"
+        ) from error
     name = network_name(info)
     configured = str(readable(cfg, MODEL_NAME_KEY, ""))
     asked = any(re.match(r"[+~]*model=", override) for override in overrides())
@@ -183,6 +206,9 @@ def build_parts(job: Job, stage: str) -> Parts:
         net, name = checkpoint_network(cfg)
         job = dataclasses.replace(job, model=name)
     module = build_module(cfg, datamodule, net, name)
+    if isinstance(module.net, FixedScaleSR):  # its own scale only, or resampled: checked now
+        tested = [parse_scale_tag(name.rpartition("/")[2]) for name in datamodule.test_set_names]
+        check_scales(module.net, tested, query_budget(cfg).resample)
     trainer = build_trainer(cfg, [FinishedRecord(job)])
     check_test_sets_cover_ranks(datamodule, trainer)
     return Parts(job, datamodule, module, trainer)
@@ -215,6 +241,10 @@ def sampler_resumes_itself() -> Iterator[None]:
     (tested: killed mid-epoch and resumed == uninterrupted)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+        # torch deprecates the LeafSpec that Lightning uses: nothing the reader can act on
+        warnings.filterwarnings(
+            "ignore", category=FutureWarning, module=r"pytorch_lightning\.utilities\._pytree"
+        )
         yield
 
 
@@ -235,7 +265,7 @@ def train(job: Job) -> dict[str, Any]:
     pl.seed_everything(int(cfg.seed), workers=True)
     with running(job, lambda: build_parts(job, "fit")) as parts, sampler_resumes_itself():
         parts.trainer.fit(
-            parts.module, datamodule=parts.datamodule, ckpt_path=resume_checkpoint(cfg)
+            parts.module, datamodule=parts.datamodule, ckpt_path=resume_checkpoint(cfg, parts)
         )
         return test_on_every_set(parts)
 
@@ -247,10 +277,11 @@ def test(job: Job) -> dict[str, Any]:
 
 
 def check_settings(cfg: DictConfig) -> None:
-    """Refuse what no part of a job checks before it is used: a sweep file given to a job
-    (``+sweep=table4`` composes, and would run the default job), an unknown ``mode``, and a
-    ``seed`` that is not a whole number (``seed_everything`` and the data module would fail on it
-    with a message naming neither). Preflight (``sweep/preflight.py``) checks these too."""
+    """Refuse, before anything is built, what a job cannot run with: a sweep file given to a job
+    (``+sweep=table4`` composes, and would run the default job), an unknown ``mode``, a ``seed``
+    that is not a whole number, and every value out of its range (:mod:`ipe_lightning.settings`:
+    scales, crop and batch sizes, tiles, predict's options). Preflight (``sweep/preflight.py``)
+    checks a sweep's jobs with this too."""
     if "sweep" in cfg:
         name = readable(cfg, "hydra.runtime.choices.sweep", None) or "<sweep>"
         raise SettingError(
@@ -262,6 +293,7 @@ def check_settings(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if cfg.mode != "predict" and not _whole_number(seed):
         raise SettingError(f"seed={seed}: a seed is a whole number (seed=0)")
+    settings.check_values(cfg)
 
 
 def _whole_number(value: Any) -> bool:
@@ -271,29 +303,35 @@ def _whole_number(value: Any) -> bool:
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Upsample ``predict.input`` with the network of ``ckpt_path`` (options checked by
+    :func:`check_settings`); an input that needs more memory than there is is refused naming
+    ``predict.size`` / ``predict.scale`` and the numbers."""
     options = cfg.predict
-    if not cfg.get("ckpt_path") or not options.get("input"):
-        raise SettingError(
-            "mode=predict needs ckpt_path=<checkpoint> and predict.input=<image file or folder>"
-        )
+    if not Path(str(options.input)).expanduser().exists():
+        raise MissingFileError(f"predict.input={options.input}: no such image file or folder")
     net, name = checkpoint_network(cfg)
+    if options.get("scale") is not None:
+        check_scales(net, [plain(options.scale)], query_budget(cfg).resample)
     print(f"[ipe-lightning] predict with {name} ({cfg.ckpt_path})")
     device = (
         options.device
         if options.device != "auto"
         else ("cuda" if torch.cuda.is_available() else "cpu")
     )
-    summary = predict_files(
-        net,
-        input_files(options.input),
-        options.output_dir,
-        scale=plain(options.get("scale")),
-        size=plain(options.get("size")),
-        overwrite=bool(options.overwrite),
-        device=device,
-        precision=str(options.precision),
-        budget=query_budget(cfg),
-    )
+    try:
+        summary = predict_files(
+            net,
+            input_files(options.input),
+            options.output_dir,
+            scale=plain(options.get("scale")),
+            size=plain(options.get("size")),
+            overwrite=bool(options.overwrite),
+            device=device,
+            precision=str(options.precision),
+            budget=query_budget(cfg),
+        )
+    except OutputTooLargeError as error:  # its message names predict.size / predict.scale
+        raise SettingError(str(error)) from error
     print(report(summary))
     if summary.failed:
         raise PredictionError(f"{len(summary.failed)} input(s) could not be read; see above")

@@ -119,3 +119,65 @@ def test_every_picture_of_a_debug_run_says_so():
     from ipe_lightning.results import debug_note
 
     assert debug_note("tiny") == "DEBUG RUN (debug=tiny): the numbers mean nothing"
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [('{"status": "fini', "not JSON"), ("[1, 2]", "a JSON list, not an object")],
+)
+def test_a_record_that_is_there_but_cannot_be_read_says_why(tmp_path, content, why):
+    from ipe_lightning.results import UnreadableRecordError, load_record
+
+    assert load_record(tmp_path) is None  # none at all: nothing to say
+    (tmp_path / "metrics.json").write_text(content)
+    with pytest.raises(UnreadableRecordError, match=why):
+        load_record(tmp_path)
+
+
+def test_a_result_knows_how_many_images_of_its_set_it_measured():
+    record = {
+        **RECORD,
+        "images": {"div2k/x2": 99},
+        "skipped": {"div2k": {"/d/0842.png": "OSError: truncated"}},
+    }
+    result = JobResult.from_record(record)
+    assert result.set_size("div2k/x2") == (99, 100)
+    assert (
+        JobResult.from_record({**RECORD, "images": {"div2k/x2": 100}}).set_size("div2k/x2") is None
+    )
+
+
+def _rows(values: dict[str, list[float]]) -> list[dict]:
+    return [
+        {"set": "div2k", "scale": loader.rpartition("/x")[2], "image": f"{i}", "psnr": v}
+        for loader, scores in values.items()
+        for i, v in enumerate(scores)
+    ]
+
+
+def test_per_image_rows_that_stand_for_their_record_raise_no_problem():
+    from ipe_lightning.results import per_image_problems
+
+    result = JobResult("finished", {"div2k/x2": {"psnr": 31.0}}, images={"div2k/x2": 3})
+    assert per_image_problems(result, _rows({"div2k/x2": [30.0, 31.0, 32.0]})) == {}
+    assert per_image_problems(result, []) == {}  # no per-image file: nothing to compare
+
+
+@pytest.mark.parametrize(
+    ("scores", "images", "why"),
+    [
+        ([30.0, math.nan, 32.0], 3, "no finite PSNR for 1 of 3 images (1)"),
+        ([30.0, 32.0], 3, "2 rows in per_image.csv for 3 images measured"),
+        ([30.0, 32.5], None, "per-image mean psnr 31.2500, metrics.json 31.0000"),
+    ],
+)
+def test_per_image_rows_that_disagree_with_their_record_say_how(scores, images, why):
+    from ipe_lightning.results import per_image_problems
+
+    counts = {"div2k/x2": images} if images else {}
+    metrics = {"div2k/x2": {"psnr": 31.0}, "div2k/x3": {"psnr": 29.0}}
+    result = JobResult("finished", metrics, images=counts)
+    problems = per_image_problems(result, _rows({"div2k/x2": scores, "div2k/x3": [29.0]}))
+    assert problems == {"div2k/x2": why}
+    missing = per_image_problems(result, _rows({"div2k/x3": [29.0]}))
+    assert missing == {"div2k/x2": "no rows in per_image.csv"}

@@ -130,7 +130,19 @@ def training_sample(
     lr = resize_bicubic(hr_crop, (inp_size, inp_size))
     flips = Augmentation.draw(rng) if augment else Augmentation()
     lr, hr_crop = flips.apply(lr), flips.apply(hr_crop)
+    return {"lr": to_tensor_image(lr), **sample_queries(hr_crop, rng, sample_q)}
 
+
+def sample_queries(
+    hr_crop: np.ndarray, rng: np.random.Generator, sample_q: int | None
+) -> dict[str, torch.Tensor]:
+    """The queries of a square HR crop ``(side, side, 3)``: ``sample_q`` of its pixels drawn
+    without replacement, or every pixel (``None``), with their LIIF centres, cells and RGB.
+
+    Returns float32 ``coord (Q, 2)``, ``cell (Q, 2)`` (``2 / side``) and ``gt (Q, 3)`` in
+    ``[0, 1]``.
+    """
+    side = hr_crop.shape[0]
     n_pixels = side * side
     if sample_q is None:
         index = np.arange(n_pixels)
@@ -139,12 +151,10 @@ def training_sample(
     else:
         index = rng.choice(n_pixels, size=sample_q, replace=False)
     rows, cols = np.divmod(index, side)
-    gt = torch.from_numpy(hr_crop[rows, cols]).float().div_(255)
     return {
-        "lr": to_tensor_image(lr),
         "coord": coord_of_indices(torch.from_numpy(index), (side, side)),
         "cell": make_cell((side, side), len(index)),
-        "gt": gt,
+        "gt": torch.from_numpy(hr_crop[rows, cols]).float().div_(255),
     }
 
 

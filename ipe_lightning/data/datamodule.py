@@ -8,6 +8,10 @@ training photos and validate on the held-out ones; plain folders on their ``trai
 ``eval_sets`` maps set names to their specs (:mod:`ipe_lightning.data.eval_sets`), one test loader
 per (set, scale) in the mapping's order.
 
+``scale`` switches to paired training (:mod:`ipe_lightning.data.paired`, ``data=div2k_paired``):
+crops of the provided LR files at that one scale with their HR, for fixed-scale networks; its
+validation crops come from the source's provided validation LR files at the same scale.
+
 Call :meth:`SRDataModule.check` before building a model: it finds missing folders, unreadable
 files and too-small images, and raises (or, with ``skip_bad``, skips them with one warning). With
 the decoded cache (``cache=True``, the default) every file is decoded once into the cache, so pixel
@@ -38,6 +42,7 @@ from ipe_lightning.data.cache import DecodedCache
 from ipe_lightning.data.crops import TrainingPatches, images_fitting_crop
 from ipe_lightning.data.eval_sets import (
     EvalImages,
+    EvalPair,
     EvalSetSpec,
     build_eval_datasets,
     collate_eval,
@@ -49,10 +54,26 @@ from ipe_lightning.data.images import (
     readable_images,
     scan_images,
 )
+from ipe_lightning.data.paired import (
+    PairedPatches,
+    checked_pairs,
+    pairs_fitting_crop,
+    train_lr_dir,
+)
 from ipe_lightning.data.sampler import TRAIN_STREAM, VAL_STREAM, EpochSampler
 from ipe_lightning.data.sources import BundledPhotos, ImageSource, require_source
+from ipe_lightning.errors import SettingError
 
 log = logging.getLogger(__name__)
+
+
+def _paired_scale(scale: object) -> int | None:
+    """``data.scale``: ``None`` (random-scale training) or a positive integer (paired)."""
+    if scale is not None and (type(scale) is not int or scale < 1):
+        raise SettingError(
+            f"data.scale (paired training) must be a positive integer or null, got {scale!r}"
+        )
+    return scale
 
 
 class SRDataModule(pl.LightningDataModule):
@@ -87,6 +108,8 @@ class SRDataModule(pl.LightningDataModule):
         eval_sets: Mapping[str, Mapping[str, Any]] | None = None,
         pin_memory: bool = False,
         persistent_workers: bool = True,
+        scale: int | None = None,
+        lr_dir: str | None = None,
     ) -> None:
         super().__init__()
         images = BundledPhotos() if images is None else require_source(images, "data.images")
@@ -119,8 +142,12 @@ class SRDataModule(pl.LightningDataModule):
         self.eval_sets = dict(eval_sets)
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
+        self.scale = _paired_scale(scale)
+        self.lr_dir = lr_dir
         self.train_paths: list[Path] = []
         self.val_paths: list[Path] = []
+        self.train_pairs: list[EvalPair] = []  # paired training (``scale``): HR and LR files
+        self.val_pairs: list[EvalPair] = []
         self.eval_datasets: list[tuple[str, EvalImages]] = []
         self.train_sampler: EpochSampler | None = None
         self.val_sampler: EpochSampler | None = None
@@ -179,6 +206,32 @@ class SRDataModule(pl.LightningDataModule):
             raise ValueError(f"no readable image left in {what}")
         return images_fitting_crop(sizes, self.inp_size, self.scale_max, what=what)
 
+    def _check_pairs(self, train: list[Path], val: list[Path]) -> None:
+        """Paired training: each training and validation HR with its provided LR at ``scale``."""
+        scale, name = self.scale, self.images.what
+        if scale not in self.images.paired_scales:
+            shipped = ", ".join(f"x{s}" for s in self.images.paired_scales) or "no scale"
+            raise SettingError(
+                f"data.scale={scale} (paired training) needs validation LR files at x{scale}; "
+                f"{name} ships them at {shipped} (data=div2k_paired: DIV2K at x2, x3, x4)"
+            )
+        train_dir = Path(self.lr_dir) if self.lr_dir else train_lr_dir(train[0].parent, scale)
+        what = f"training images of {name}"
+        self.train_pairs = self._usable_pairs(train, train_dir, what, "data.lr_dir")
+        what = f"validation images of {name}"
+        self.val_pairs = self._usable_pairs(val, self.images.lr_dir(scale), what, "data.root")
+        self.train_paths = [pair.hr for pair in self.train_pairs]
+        self.val_paths = [pair.hr for pair in self.val_pairs]
+
+    def _usable_pairs(
+        self, paths: list[Path], lr_dir: Path, what: str, setting: str
+    ) -> list[EvalPair]:
+        sizes = readable_images(paths, skip_bad=self.skip_bad, what=what, scan=self.scan)
+        if not sizes:
+            raise ValueError(f"no readable image left in {what}")
+        lr_sizes = checked_pairs(sizes, lr_dir, self.scale, self.scan, what=what, setting=setting)
+        return pairs_fitting_crop(lr_sizes, self.inp_size, what=what)
+
     def check(self, stage: str | None = None) -> None:
         """Find every input problem now, with :meth:`scan` (each part checked once).
 
@@ -190,8 +243,11 @@ class SRDataModule(pl.LightningDataModule):
             if self.val_first_k is not None:
                 val = val[: self.val_first_k]  # LIIF first_k: the first images by file name
             name = self.images.what
-            self.train_paths = self._usable(train, f"training images of {name}")
-            self.val_paths = self._usable(val, f"validation images of {name}")
+            if self.scale is None:
+                self.train_paths = self._usable(train, f"training images of {name}")
+                self.val_paths = self._usable(val, f"validation images of {name}")
+            else:
+                self._check_pairs(train, val)
             self._checked_training = True
         if stage in (None, "test") and not self._checked_eval:
             self.eval_datasets = [
@@ -249,7 +305,19 @@ class SRDataModule(pl.LightningDataModule):
             return epochs.processed, batches.current.ready
         return epochs.processed, 0
 
-    def _patches(self, paths: list[Path], repeat: int, augment: bool) -> TrainingPatches:
+    def _patches(
+        self, paths: list[Path], repeat: int, augment: bool, pairs: list[EvalPair]
+    ) -> TrainingPatches | PairedPatches:
+        if self.scale is not None:
+            return PairedPatches(
+                pairs,
+                self.reader,
+                scale=self.scale,
+                repeat=repeat,
+                inp_size=self.inp_size,
+                sample_q=self.sample_q,
+                augment=augment,
+            )
         return TrainingPatches(
             paths,
             self.reader,
@@ -274,7 +342,7 @@ class SRDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.check("fit")
-        dataset = self._patches(self.train_paths, self.repeat, self.augment)
+        dataset = self._patches(self.train_paths, self.repeat, self.augment, self.train_pairs)
         rank, world_size = self._rank_and_world_size()
         self.train_sampler = EpochSampler(
             len(dataset), seed=self.seed, rank=rank, world_size=world_size, stream=TRAIN_STREAM
@@ -287,7 +355,7 @@ class SRDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         """LIIF validation: ``val_repeat`` patches of each image, no augmentation, fixed seeds."""
         self.check("validate")
-        dataset = self._patches(self.val_paths, self.val_repeat, augment=False)
+        dataset = self._patches(self.val_paths, self.val_repeat, False, self.val_pairs)
         rank, world_size = self._rank_and_world_size()
         self.val_sampler = EpochSampler(
             len(dataset),

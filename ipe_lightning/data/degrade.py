@@ -1,20 +1,33 @@
-"""Degradation: Pillow bicubic downsampling of uint8 images and the docs/method.md §4 crop rule.
+"""Degradation: bicubic downsampling of uint8 images (``data.degrade``) and the docs/method.md §4
+crop rule.
 
-Pillow's ``Image.resize(..., BICUBIC)`` is antialiased (its kernel widens with the downscale
-factor) and works on the uint8 image, as in the LIIF code base (docs/method.md §3, §4). Other
-bicubic implementations (torch, MATLAB ``imresize``) give different pixels and must not be swapped
-in.
+Two resizes, chosen by name (:data:`DEGRADATIONS`, :func:`lr_resize`):
+
+- ``pillow`` (the default, the paper's training protocol): Pillow's ``Image.resize(..., BICUBIC)``,
+  antialiased (its kernel widens with the downscale factor) on the uint8 image, as in the LIIF code
+  base (docs/method.md §3, §4);
+- ``matlab``: MATLAB ``imresize(hr, [h w], 'bicubic')`` of the uint8 image
+  (:mod:`ipe_lightning.data.matlab_resize`), the resize that made the DIV2K and benchmark LR files.
+
+They differ in about 15 % of the 8-bit values (docs/performance.md); torch's bicubic is a third,
+non-antialiased one and is not offered.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 
+from ipe_lightning.data.matlab_resize import imresize_matlab_uint8
+from ipe_lightning.errors import SettingError
 from ipe_lightning.scales import as_scale_pair
+
+DEGRADATIONS = ("pillow", "matlab")  # data.degrade; the first is the default
+Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
 
 # LIIF test code: floor(H / s + 1e-9), so that e.g. 300 / (300 / 7) is 7, not 6.999...
 _FLOOR_EPS = 1e-9
@@ -29,6 +42,30 @@ def resize_bicubic(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         (width, height), Image.Resampling.BICUBIC
     )
     return np.asarray(resized)
+
+
+def resize_matlab_bicubic(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """MATLAB ``imresize(pixels, [h w], 'bicubic')`` of RGB uint8 ``(H, W, 3)`` to ``(h, w)``."""
+    height, width = size
+    if height < 1 or width < 1:
+        raise ValueError(f"cannot resize to {height}x{width}")
+    chw = torch.tensor(pixels).permute(2, 0, 1)  # a copy: decoded arrays may be read-only
+    return imresize_matlab_uint8(chw, size=(height, width)).permute(1, 2, 0).numpy()
+
+
+_RESIZES: dict[str, Resize] = {"pillow": resize_bicubic, "matlab": resize_matlab_bicubic}
+
+
+def check_degrade(degrade: str, key: str = "data.degrade") -> str:
+    """``degrade`` if it names a resize of :data:`DEGRADATIONS`, else an error naming ``key``."""
+    if degrade not in _RESIZES:
+        raise SettingError(f"{key} must be one of {', '.join(DEGRADATIONS)}, got {degrade!r}")
+    return degrade
+
+
+def lr_resize(degrade: str = "pillow") -> Resize:
+    """The ``(pixels, (h, w)) -> pixels`` uint8 resize that ``data.degrade=<degrade>`` names."""
+    return _RESIZES[check_degrade(degrade)]
 
 
 def generated_lr_size(hr_size: tuple[int, int], scale: float | Sequence[float]) -> tuple[int, int]:
@@ -46,12 +83,17 @@ def generated_hr_size(lr_size: tuple[int, int], scale: float | Sequence[float]) 
     return round(lr_size[0] * scale_h), round(lr_size[1] * scale_w)
 
 
-def generate_lr(hr: np.ndarray, scale: float | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def generate_lr(
+    hr: np.ndarray, scale: float | Sequence[float], degrade: str = "pillow"
+) -> tuple[np.ndarray, np.ndarray]:
     """``(lr, hr_crop)`` for any scale, docs/method.md §4 (LIIF ``SRImplicitDownsampled`` at test).
 
     The HR is cropped from the top-left corner to ``round(h_lr·s) x round(w_lr·s)`` and ``lr`` is
-    Pillow bicubic of that crop.
+    that crop resized to ``(h_lr, w_lr)`` by ``degrade`` (Pillow or MATLAB bicubic). At an integer
+    scale the crop is the benchmark scripts' ``modcrop`` and the MATLAB LR is
+    ``imresize(crop, 1/s, 'bicubic')``, as the provided LR files were made.
     """
+    resize = lr_resize(degrade)
     lr_size = generated_lr_size(hr.shape[:2], scale)
     if min(lr_size) < 1:
         raise ValueError(
@@ -60,7 +102,7 @@ def generate_lr(hr: np.ndarray, scale: float | Sequence[float]) -> tuple[np.ndar
         )
     crop_h, crop_w = generated_hr_size(lr_size, scale)
     hr_crop = hr[:crop_h, :crop_w]
-    return resize_bicubic(hr_crop, lr_size), np.ascontiguousarray(hr_crop)
+    return resize(hr_crop, lr_size), np.ascontiguousarray(hr_crop)
 
 
 def paired_lr_matches(hr_size: tuple[int, int], lr_size: tuple[int, int], scale: int) -> bool:

@@ -10,12 +10,15 @@ A set is a name and a spec (``eval.sets.<name>`` in ``conf/eval/sets/*.yaml``):
              ``scale`` = ``ceil(max(s_h, s_w))`` (benchmarks: ``s``) and
              ``scale_plus_6`` = ``ceil(max(s_h, s_w)) + 6`` (LIIF test code: DIV2K ``s + 6``)
 ``paired``   use the provided bicubic LR files where the source has them (default true)
+``degrade``  how LR is generated where no file is provided: ``pillow`` (default) or ``matlab``
+             (:mod:`ipe_lightning.data.degrade`; ``eval.degrade``, which follows ``data.degrade``)
 
 The name appears in logs as ``test/<name>/x<scale>/...``. LR inputs: at a scale where the source
 ships LR files (x2, x3, x4 of DIV2K and the benchmarks) the provided LR file, with the HR cropped
 to ``LR·s``; at any other scale (non-integer and per-axis included) the docs/method.md §4 crop rule
-and Pillow bicubic. Items are ``lr (3, h, w)``, ``hr (3, H, W)`` float32 in ``[0, 1]``, ``name``,
-``scale`` ``(s_h, s_w)``, ``channel`` and the resolved integer ``shave``.
+and the set's ``degrade`` resize (Pillow bicubic by default). Items are ``lr (3, h, w)``,
+``hr (3, H, W)`` float32 in ``[0, 1]``, ``name``, ``scale`` ``(s_h, s_w)``, ``channel`` and the
+resolved integer ``shave``.
 """
 
 from __future__ import annotations
@@ -32,15 +35,17 @@ from torch.utils.data import Dataset
 from ipe_lightning.data.cache import CacheWriteError
 from ipe_lightning.data.crops import to_tensor_image
 from ipe_lightning.data.degrade import (
+    check_degrade,
     crop_to_paired_lr,
     generate_lr,
     generated_lr_size,
     paired_lr_matches,
 )
 from ipe_lightning.data.images import (
+    BadImageError,
     ImageReader,
     Scan,
-    readable_images,
+    check_images,
     scan_images,
     unique_stems,
 )
@@ -80,6 +85,7 @@ class EvalSetSpec:
     channel: str = "y"
     shave: str | int = "scale"
     paired: bool = True
+    degrade: str = "pillow"
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any]) -> EvalSetSpec:
@@ -108,6 +114,7 @@ class EvalSetSpec:
                 f">= 1 for super-resolution, got {below}"
             )
         resolve_shave(spec.get("shave", "scale"), spec["scales"][0])  # validates the rule
+        check_degrade(spec.get("degrade", "pillow"), f"eval.degrade (eval.sets.{name}.degrade)")
         return cls(name=name, **spec)
 
 
@@ -132,13 +139,18 @@ class EvalImages(Dataset):
         channel: str = "y",
         shave: str | int = "scale",
         paired_scale: int | None = None,
+        degrade: str = "pillow",
+        skipped: Mapping[Path, str] | None = None,
     ) -> None:
         self.pairs = list(pairs)
+        # HR files of the set left out as unreadable (data.skip_bad=true), each with why
+        self.skipped = dict(skipped or {})
         self.scale = as_scale_pair(scale)
         self.reader = reader
         self.channel = channel
         self.shave = resolve_shave(shave, self.scale)
         self.paired_scale = paired_scale
+        self.degrade = check_degrade(degrade)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -147,7 +159,7 @@ class EvalImages(Dataset):
         pair = self.pairs[index]
         hr = _read(self.reader, pair.hr)
         if self.paired_scale is None:
-            lr, hr = generate_lr(hr, self.scale)
+            lr, hr = generate_lr(hr, self.scale, self.degrade)
         else:
             lr = _read(self.reader, pair.lr)
             check_paired_size(pair, hr.shape[:2], lr.shape[:2], self.paired_scale)
@@ -189,10 +201,10 @@ def check_paired_size(
 ) -> None:
     """A provided LR must be ``HR // s`` on both axes; else an error naming the pair."""
     if not paired_lr_matches(tuple(hr_size), tuple(lr_size), scale):
-        raise ValueError(
+        raise BadImageError(
             f"LR {pair.lr} is {lr_size[0]}x{lr_size[1]}, but its HR {pair.hr} is "
             f"{hr_size[0]}x{hr_size[1]}: expected {hr_size[0] // scale}x{hr_size[1] // scale} "
-            f"(HR // {scale}) for x{scale}"
+            f"(HR // {scale}) for x{scale}; or eval.sets.<set>.paired=false to generate the LR"
         )
 
 
@@ -215,7 +227,8 @@ def build_eval_datasets(
     """
     hr_paths = spec.images.test_images(spec.name)
     what = f"eval set {spec.name!r}"
-    hr_sizes = readable_images(hr_paths, skip_bad=skip_bad, what=what, scan=scan)
+    found = check_images(hr_paths, skip_bad=skip_bad, what=what, scan=scan)
+    hr_sizes = found.sizes
     if not hr_sizes:
         raise DatasetNotFoundError(f"eval set {spec.name!r} has no readable HR images left")
     datasets = []
@@ -235,6 +248,8 @@ def build_eval_datasets(
             channel=spec.channel,
             shave=spec.shave,
             paired_scale=paired_scale,
+            degrade=spec.degrade,
+            skipped=found.bad,
         )
         datasets.append((f"{spec.name}/{scale_tag(scale)}", dataset))
     return datasets
@@ -245,9 +260,10 @@ def _check_generated_size(
 ) -> None:
     lr_size = generated_lr_size(hr_size, scale)
     if min(lr_size) < 1:
-        raise ValueError(
+        raise SettingError(
             f"eval set {spec.name!r}: {pair.hr} ({hr_size[0]}x{hr_size[1]}) is too small for "
-            f"scale {scale_tag(scale)}: its LR would be {lr_size[0]}x{lr_size[1]}"
+            f"scale {scale_tag(scale)}: its LR would be {lr_size[0]}x{lr_size[1]}; use smaller "
+            "eval.scales for this set"
         )
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ipe_lightning.errors import UserError
+
 # The formats we read; anything else in a folder (``.txt``, ``Thumbs.db``) is ignored.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -42,9 +44,19 @@ def is_image_file(path: Path) -> bool:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """The image files directly inside ``folder``, sorted by name (LIIF's ``image-folder``)."""
+    """The image files directly inside ``folder``, sorted by name (LIIF's ``image-folder``).
+
+    A link named like an image that leads nowhere (dangling, or a loop) is listed too: reading it
+    fails, so the checks report it as they report a corrupt file, instead of its being left out
+    unseen. Folders are never listed, whatever their name.
+    """
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    return sorted(p for p in folder.iterdir() if is_image_file(p) and _file_or_broken_link(p))
+
+
+def _file_or_broken_link(path: Path) -> bool:
+    # exists() is False for a dangling link and for a loop of links (ELOOP)
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def scale_16bit_to_8bit(values: np.ndarray) -> np.ndarray:
@@ -144,9 +156,21 @@ def _decode_with_pillow(image: Image.Image) -> np.ndarray:
 
 
 def decode_rgb(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to a C-contiguous RGB uint8 ``(H, W, 3)`` array (module docstring)."""
+    """Decode ``path`` to a C-contiguous RGB uint8 ``(H, W, 3)`` array (module docstring).
+
+    A file of several frames (an animated GIF, PNG or WebP, a multi-page TIFF) gives its first
+    frame, with a :class:`DataWarning` that says so.
+    """
     path = Path(path)
     with Image.open(path) as image:
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            warnings.warn(
+                f"{path} holds {frames} frames (an animation or a multi-page file): only its "
+                "first frame is read",
+                DataWarning,
+                stacklevel=2,
+            )
         if image.mode not in SUPPORTED_MODES:
             raise ValueError(f"unsupported pixel format {image.mode!r} in {path}")
         if _is_16bit_colour(image):
@@ -198,7 +222,7 @@ def scan_images(paths: Iterable[str | Path]) -> ScanResult:
     return result
 
 
-class BadImageError(ValueError):
+class BadImageError(UserError, ValueError):
     """Image files that cannot be read; the message lists them."""
 
 
@@ -210,11 +234,12 @@ class DataWarning(UserWarning):
 Scan = Callable[[Iterable[Path]], ScanResult]
 
 
-def readable_images(
+def check_images(
     paths: Iterable[str | Path], *, skip_bad: bool, what: str, scan: Scan = scan_images
-) -> dict[Path, tuple[int, int]]:
-    """``scan`` ``paths`` (a header scan by default) and return the ``(H, W)`` of the readable
-    ones, in order.
+) -> ScanResult:
+    """``scan`` ``paths`` (a header scan by default): the ``(H, W)`` of the readable ones, in
+    order, and in ``bad`` the files skipped with ``skip_bad``, each with why (what a record
+    keeps: a result over fewer images than its set says so).
 
     Unreadable files raise :class:`BadImageError` listing them, or with ``skip_bad`` are dropped
     with one :class:`DataWarning` that counts and lists them.
@@ -228,9 +253,16 @@ def readable_images(
                 f"{count}:\n{listing}\nFix or remove them, or set data.skip_bad=true to skip them."
             )
         warnings.warn(
-            f"skipping {count} (data.skip_bad=true):\n{listing}", DataWarning, stacklevel=2
+            f"skipping {count} (data.skip_bad=true):\n{listing}", DataWarning, stacklevel=3
         )
-    return found.sizes
+    return found
+
+
+def readable_images(
+    paths: Iterable[str | Path], *, skip_bad: bool, what: str, scan: Scan = scan_images
+) -> dict[Path, tuple[int, int]]:
+    """The ``(H, W)`` of the readable files of ``paths``, in order (:func:`check_images`)."""
+    return check_images(paths, skip_bad=skip_bad, what=what, scan=scan).sizes
 
 
 def unique_stems(files: Sequence[Path]) -> list[str]:

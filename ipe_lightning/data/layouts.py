@@ -1,7 +1,15 @@
-"""The expected dataset layouts (docs/method.md §5) and the errors for missing settings, folders and
-images: each names the setting or the path it looked for, shows the expected layout and says how
-to run the embedded default instead. The image sources (:mod:`ipe_lightning.data.sources`) raise
-them.
+"""The dataset layouts (docs/method.md §5), where a root keeps DIV2K and the benchmarks, and the
+errors for missing settings, folders and images: each names the setting or the path it looked for,
+shows the expected layouts and says how to get the data or run the embedded default instead. The
+image sources (:mod:`ipe_lightning.data.sources`) raise them.
+
+A root (``data.root``, ``eval.root``) may hold the trees in either published layout, found without
+a flag, one dataset at a time:
+
+- this suite's: ``<root>/DIV2K`` and ``<root>/benchmark``, as the archives extract;
+- the LIIF code base's: ``<root>/load/div2k`` and ``<root>/load/benchmark`` (its configs read
+  ``./load/div2k/DIV2K_valid_HR``, ``./load/benchmark/Set5/LR_bicubic/X2``), or that ``load/``
+  folder itself given as the root (``<root>/div2k``, ``<root>/benchmark``).
 """
 
 from __future__ import annotations
@@ -11,13 +19,25 @@ from pathlib import Path
 from ipe_lightning.data.images import IMAGE_SUFFIXES, list_images
 from ipe_lightning.errors import UserError
 
-EXPECTED_LAYOUT = """\
+# Where a root may keep each dataset, in the order looked for; the first is named when none exists.
+DIV2K_PLACES = ("DIV2K", "load/div2k", "div2k")
+BENCHMARK_PLACES = ("benchmark", "load/benchmark")
+
+DOWNLOAD_HINT = "To download both: python -m ipe_lightning.data.download div2k benchmarks --root <root>"
+
+EXPECTED_LAYOUT = f"""\
 <root>/
   DIV2K/DIV2K_train_HR/0001.png ... 0800.png
+  DIV2K/DIV2K_train_LR_bicubic/X2/0001x2.png ...   (also X3, X4)
   DIV2K/DIV2K_valid_HR/0801.png ... 0900.png
   DIV2K/DIV2K_valid_LR_bicubic/X2/0801x2.png ...   (also X3, X4)
-  benchmark/{Set5,Set14,B100,Urban100}/HR/<name>.png
-  benchmark/{Set5,Set14,B100,Urban100}/LR_bicubic/X2/<name>x2.png ...   (also X3, X4)"""
+  benchmark/{{Set5,Set14,B100,Urban100}}/HR/<name>.png
+  benchmark/{{Set5,Set14,B100,Urban100}}/LR_bicubic/X2/<name>x2.png ...   (also X3, X4)
+or the LIIF code base's (<root> holds load/, or is that load/ folder):
+<root>/load/
+  div2k/DIV2K_train_HR/, div2k/DIV2K_valid_HR/, div2k/DIV2K_valid_LR_bicubic/X2/ ...
+  benchmark/{{Set5,Set14,B100,Urban100}}/HR/, .../LR_bicubic/X2/ ...
+{DOWNLOAD_HINT}"""
 
 FOLDER_LAYOUT = (
     "<folder>/<name>.png ... (any PNG/JPEG/BMP/TIFF/WebP images directly inside; "
@@ -73,3 +93,23 @@ def require_images(folder: Path, what: str, layout: str = EXPECTED_LAYOUT) -> li
             f"Expected layout:\n{layout}\n{EMBEDDED_DEFAULT_HINT}"
         )
     return images
+
+
+def _first_dir(root: Path, places: tuple[str, ...]) -> Path:
+    """``root / place`` for the first place that is a folder, else ``root / places[0]``."""
+    for place in places:
+        if (root / place).is_dir():
+            return root / place
+    return root / places[0]
+
+
+def div2k_dir(root: str | Path) -> Path:
+    """The folder holding ``DIV2K_train_HR``, ``DIV2K_valid_HR``, ... under ``root`` (either
+    layout, module docstring); ``<root>/DIV2K`` when neither is there, for the error to name."""
+    return _first_dir(Path(root).expanduser(), DIV2K_PLACES)
+
+
+def benchmark_dir(root: str | Path) -> Path:
+    """The folder holding ``Set5``, ``Set14``, ``B100``, ``Urban100`` under ``root`` (either
+    layout); ``<root>/benchmark`` when neither is there."""
+    return _first_dir(Path(root).expanduser(), BENCHMARK_PLACES)

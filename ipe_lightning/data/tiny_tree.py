@@ -3,8 +3,11 @@
     python -m ipe_lightning.data.tiny_tree /tmp/tiny          # prints the root it wrote
     python sweep.py table1 debug=tiny data.root=/tmp/tiny
 
-Crops of the scikit-image photos (no download), with the paired bicubic LR files (Pillow
-bicubic of the HR cropped to ``LR·s``, as the distributed sets are made). Sizes are chosen so that
+Crops of the scikit-image photos (no download), with the paired bicubic LR files: for the
+validation and benchmark images Pillow bicubic of the HR cropped to ``LR·s``; for the training
+images, which the fixed-scale networks train on in pairs (``data=div2k_paired``),
+``DIV2K_train_LR_bicubic/X{2,3,4}/0001x2.png ...`` by MATLAB's bicubic ``imresize`` as DIV2K made
+them (:func:`ipe_lightning.data.make_lr.downscale`). Sizes are chosen so that
 every table's scales can be evaluated: DIV2K valid is 96x96, which holds ×30 with the LIIF shave
 (``floor(96/30) = 3`` LR pixels, HR 90, minus 2·36 leaves 18 ≥ the 11-pixel SSIM window);
 the benchmarks are about 64-70 pixels (×8 with shave 8). Numbers measured on them mean nothing.
@@ -21,6 +24,7 @@ from PIL import Image
 from ipe_lightning.data import bundled
 from ipe_lightning.data.degrade import resize_bicubic
 from ipe_lightning.data.images import decode_rgb
+from ipe_lightning.data.make_lr import downscale
 
 PAIRED_SCALES = (2, 3, 4)
 DIV2K_SIDE = 96
@@ -59,6 +63,11 @@ def _save_with_lr(hr_path: Path, lr_root: Path, hr: np.ndarray) -> None:
         _save(lr_root / f"X{scale}" / f"{hr_path.stem}x{scale}.png", resize_bicubic(crop, lr_size))
 
 
+def _save_train_lr(hr_path: Path, lr_root: Path, hr: np.ndarray) -> None:
+    for scale in PAIRED_SCALES:
+        _save(lr_root / f"X{scale}" / f"{hr_path.stem}x{scale}.png", downscale(hr, scale))
+
+
 def write_tiny_datasets(root: str | Path) -> Path:
     """Write the tiny DIV2K and benchmark folders under ``root``; return ``root``."""
     root = Path(root)
@@ -73,7 +82,9 @@ def write_tiny_datasets(root: str | Path) -> Path:
 
     side = (DIV2K_SIDE, DIV2K_SIDE)
     for name in TRAIN_NAMES:
-        _save(root / "DIV2K" / "DIV2K_train_HR" / f"{name}.png", next_crop(side))
+        hr_path, hr = root / "DIV2K" / "DIV2K_train_HR" / f"{name}.png", next_crop(side)
+        _save(hr_path, hr)
+        _save_train_lr(hr_path, root / "DIV2K" / "DIV2K_train_LR_bicubic", hr)
     for name in VALID_NAMES:
         _save_with_lr(
             root / "DIV2K" / "DIV2K_valid_HR" / f"{name}.png",

@@ -1,5 +1,5 @@
 """Encoders, coordinate encodings, decoder MLPs, LIIF decoders and the implicit heads (LIIF
-family, MetaSR, LTE)."""
+family, MetaSR, LTE), the fixed-scale networks and the grid decoders (SRNO)."""
 
 from ipe_lightning.models.base import ImplicitSR
 from ipe_lightning.models.checkpoint import (
@@ -13,10 +13,13 @@ from ipe_lightning.models.checkpoint import (
 from ipe_lightning.models.decoders import FastDecoder, NaiveDecoder
 from ipe_lightning.models.encoders import RDN, EDSRBaseline
 from ipe_lightning.models.encodings import IPE, PE, Cell, IPECell, MetaPlain, NoEncoding
+from ipe_lightning.models.fixed_scale import FixedScaleSR
+from ipe_lightning.models.galerkin import GalerkinAttention, GridSR
 from ipe_lightning.models.liif import LIIF
 from ipe_lightning.models.lte import LTE, IntegratedBasis, PointBasis
 from ipe_lightning.models.metasr import MetaSR
 from ipe_lightning.models.mlp import PlainMLP, SkipMLP
+from ipe_lightning.models.srno import SRNO
 
 __all__ = [
     "IPE",
@@ -24,9 +27,13 @@ __all__ = [
     "LTE",
     "PE",
     "RDN",
+    "SRNO",
     "Cell",
     "EDSRBaseline",
     "FastDecoder",
+    "FixedScaleSR",
+    "GalerkinAttention",
+    "GridSR",
     "IPECell",
     "ImplicitSR",
     "IntegratedBasis",

@@ -1,7 +1,9 @@
-"""Load our Lightning checkpoints and those of the official LIIF and LTE code bases.
+"""Load our Lightning checkpoints and those of the official LIIF, LTE and EDSR code bases.
 
-Official files are ``{'model': {'name', 'args', 'sd'}}``: names ``liif`` and ``metasr`` (github
-yinboc/liif) and ``lte`` (github jaewon-lee-b/lte), encoders ``edsr-baseline`` and ``rdn``. Our
+Official LIIF / LTE files are ``{'model': {'name', 'args', 'sd'}}``: names ``liif`` and ``metasr``
+(github yinboc/liif) and ``lte`` (github jaewon-lee-b/lte), encoders ``edsr-baseline`` and
+``rdn``. EDSR-PyTorch's published weights are plain state dicts of ``sub_mean``, ``head``,
+``body``, ``tail``, ``add_mean`` (:mod:`~ipe_lightning.models.edsr_pytorch`). Our
 files keep the network config in ``hyper_parameters['net']`` and the preset's name in
 ``hyper_parameters['model_name']``; configs that name parts by strings (``encoding: 'ipe'``,
 ``impl: 'fast'``) are translated to today's parts on reading. Loading never unpickles code
@@ -19,7 +21,9 @@ from hydra.utils import instantiate
 
 from ipe_lightning.models.base import ImplicitSR
 from ipe_lightning.models.checkpoint_file import load_weights_only
+from ipe_lightning.models.edsr_pytorch import is_edsr_pytorch, read_edsr_pytorch
 from ipe_lightning.models.lte import lte_network_config
+from ipe_lightning.models.srno import srno_network_config, srno_state_dict
 
 # RDN configurations of the RDN paper / LIIF code: (blocks D, layers per block C, growth G).
 _RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}
@@ -88,8 +92,11 @@ def liif_network_config(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
         }
     if name == "lte":
         return lte_network_config(args, encoder)
+    if name == "sronet":
+        return srno_network_config(args, encoder)
     raise ValueError(
-        f"unknown model name {name!r} in the checkpoint; expected 'liif', 'metasr' or 'lte'"
+        f"unknown model name {name!r} in the checkpoint; "
+        "expected 'liif', 'metasr', 'lte' or 'sronet'"
     )
 
 
@@ -181,6 +188,8 @@ def _liif_parts(checkpoint: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             "not a LIIF code-base checkpoint: expected {'model': {'name', 'args', 'sd'}}"
         )
     config = liif_network_config(model["name"], model.get("args") or {})
+    if model["name"] == "sronet":  # SRNO's own names and 1x1-convolution shapes
+        return config, srno_state_dict(model["sd"])
     state = {
         _rename(key): value
         for key, value in model["sd"].items()
@@ -229,7 +238,8 @@ class NetworkInfo:
 
     ``config``: the network config in today's form (as ``conf/model/*.yaml``'s ``net``);
     ``model_name``: the preset it was trained as (``hyper_parameters['model_name']`` of our
-    Lightning checkpoints, e.g. ``ipe_liif``), ``None`` for official LIIF / MetaSR / LTE files.
+    Lightning checkpoints, e.g. ``ipe_liif``; ``edsr_baseline_x2`` ... for EDSR-PyTorch's weights),
+    ``None`` for official LIIF / MetaSR / LTE files.
     """
 
     config: dict[str, Any]
@@ -242,13 +252,16 @@ def _read(path: str | os.PathLike) -> tuple[NetworkInfo, dict[str, Any]]:
         config, state = _lightning_parts(checkpoint)
         name = (checkpoint.get("hyper_parameters") or {}).get("model_name")
         return NetworkInfo(config, None if name is None else str(name)), state
+    if is_edsr_pytorch(checkpoint):
+        config, state, name = read_edsr_pytorch(checkpoint, path)
+        return NetworkInfo(config, name), state
     config, state = _liif_parts(checkpoint)
     return NetworkInfo(config), state
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(network config, network state dict)`` of one of our Lightning checkpoints or of an
-    official LIIF / MetaSR / LTE checkpoint, told apart by their layout."""
+    official LIIF / MetaSR / LTE / EDSR-PyTorch checkpoint, told apart by their layout."""
     info, state = _read(path)
     return info.config, state
 
@@ -256,9 +269,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
 def load_network(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[ImplicitSR, NetworkInfo]:
-    """The network stored in ``path`` (ours or an official LIIF / MetaSR / LTE file), with its
-    weights, on ``device`` and in eval mode (ready for :func:`ipe_lightning.inference.upsample`),
-    and what the checkpoint says about it (:class:`NetworkInfo`: its config and model name)."""
+    """The network stored in ``path`` (ours or an official LIIF / MetaSR / LTE / EDSR-PyTorch
+    file), with its weights, on ``device`` and in eval mode (ready for
+    :func:`ipe_lightning.inference.upsample`), and what the checkpoint says about it
+    (:class:`NetworkInfo`: its config and model name)."""
     info, state = _read(path)
     network = _load_state(instantiate(info.config), state, str(info.config.get("_target_")))
     return network.to(device).eval(), info

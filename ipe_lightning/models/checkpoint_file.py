@@ -8,7 +8,8 @@ zero-filled file (what some filesystems leave after a crash) either "legacy .tar
 weights-only refusal that also greets a file that really holds code. Here a file is *corrupt*
 (:class:`CorruptCheckpointError`: empty, zero-filled, truncated, not a checkpoint) or *unsafe*
 (:class:`UnsafeCheckpointError`: a well-formed pickle that imports something other than tensors
-and plain containers).
+and plain containers); a complete file that a newer torch wrote is neither
+(:class:`NewerFormatError`: the remedy is a newer torch, not another checkpoint).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import os
 import pickle
 import pickletools
+import re
 import zipfile
 from typing import Any
 
@@ -50,6 +52,32 @@ class UnsafeCheckpointError(UserError, ValueError):
             f"containers{names}, and loading it would execute code from the file"
             + (f" ({detail})" if detail else "")
         )
+
+
+class CheckpointMismatchError(UserError, ValueError):
+    """A readable checkpoint that does not hold what is asked of it: another project's file,
+    another model's network, or a training past ``trainer.max_epochs``; the message names the
+    file and what it holds."""
+
+
+class NewerFormatError(UserError, ValueError):
+    """A complete checkpoint in a file format newer than this torch reads (written by a newer
+    PyTorch): the file is fine, this installation is too old for it."""
+
+    def __init__(self, path: str | os.PathLike, version: str, supported: str) -> None:
+        self.path = os.fspath(path)
+        super().__init__(
+            f"checkpoint {self.path!r} was written by a newer PyTorch (file format version "
+            f"{version}; torch {torch.__version__} here reads up to version {supported}): "
+            "upgrade torch where it is read (pip install -U torch), or read it where it was written"
+        )
+
+
+# torch's archive reader (caffe2 inline_container.cc): "Attempted to read a PyTorch file with
+# version 99, but the maximum supported version for reading is 10. ..."
+_NEWER_FORMAT = re.compile(
+    r"PyTorch file with version (\d+), but the maximum supported version[^\d]*(\d+)"
+)
 
 
 def _pickle_imports(data: bytes) -> list[str] | None:
@@ -129,7 +157,8 @@ def _corruption(path: str | os.PathLike, error: BaseException) -> str:
 
 def load_weights_only(path: str | os.PathLike) -> Any:
     """``torch.load`` that never executes code from the file; a file that cannot be read raises
-    :class:`CorruptCheckpointError` or :class:`UnsafeCheckpointError`, naming it."""
+    :class:`CorruptCheckpointError` or :class:`UnsafeCheckpointError`, and one of a newer torch
+    :class:`NewerFormatError`, each naming it."""
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise CorruptCheckpointError(path, _corruption(path, EOFError()))
     try:
@@ -137,6 +166,8 @@ def load_weights_only(path: str | os.PathLike) -> Any:
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as error:
+        if newer := _NEWER_FORMAT.search(str(error)):
+            raise NewerFormatError(path, *newer.groups()) from error
         if isinstance(error, pickle.UnpicklingError):
             with open(path, "rb") as handle:
                 head = handle.read(len(_ZIP_MAGIC))
@@ -146,3 +177,31 @@ def load_weights_only(path: str | os.PathLike) -> Any:
             if refused:
                 raise UnsafeCheckpointError(path, refused) from error
         raise CorruptCheckpointError(path, _corruption(path, error)) from error
+
+
+def key_differences(
+    missing: list[str], unexpected: list[str], resized: list[str], shown: int = 3
+) -> str:
+    """``missing (2): a, b; unexpected (1): c``: how a state dict differs from a network's, the
+    first ``shown`` keys of each kind."""
+    return "; ".join(
+        f"{what} ({len(keys)}): {', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''}"
+        for what, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("of another shape", resized),
+        )
+        if keys
+    )
+
+
+def load_error_differences(message: str) -> str:
+    """:func:`key_differences` read from torch's ``load_state_dict`` error (``Missing key(s) in
+    state_dict: "a", "b". Unexpected key(s) ...``); ``""`` when ``message`` lists none."""
+
+    def keys(kind: str) -> list[str]:
+        found = re.search(rf"{kind} key\(s\) in state_dict: (.*?)\.\s*$", message, re.MULTILINE)
+        return sorted(re.findall(r'"([^"]+)"', found.group(1))) if found else []
+
+    resized = sorted(re.findall(r"size mismatch for ([^:\s]+):", message))
+    return key_differences(keys("Missing"), keys("Unexpected"), resized)

@@ -14,6 +14,7 @@ renderers only see ``JobResult`` values.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ipe_lightning.atomic import write_text_atomic
@@ -21,7 +22,7 @@ from ipe_lightning.report.paper_numbers import load_paper_numbers
 from ipe_lightning.report.render import render_latex, render_markdown
 from ipe_lightning.report.render_csv import render_csv, render_long_csv
 from ipe_lightning.report.table import PerImage, Table, build_table
-from ipe_lightning.results import FINISHED, JobResult
+from ipe_lightning.results import FINISHED, JobResult, per_image_problems
 from ipe_lightning.sweep_files import MANIFEST, per_image_from_dir, read_manifest, results_from_dir
 from ipe_lightning.table_layout import TableLayout
 
@@ -59,6 +60,7 @@ def write_report(
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    results, per_image = checked_per_image(results, per_image or {})
     table = build_table(
         layout,
         results,
@@ -81,6 +83,22 @@ def write_report(
     seeds = {row.spec.variant: [job.result for job in row.jobs] for row in table.rows if row.jobs}
     plot_psnr_gain(table, seeds, out_dir / "psnr_vs_scale.png", debug=table.debug)
     return table
+
+
+def checked_per_image(
+    results: Mapping[str, JobResult], per_image: PerImage
+) -> tuple[dict[str, JobResult], dict[str, list]]:
+    """Each job's per-image rows checked against its record (:func:`per_image_problems`): where
+    they disagree (a NaN, an image missing), the job's result names the loader and its rows there
+    are left out, so no interval or bold rests on them and the table marks the cell."""
+    checked, kept = dict(results), {}
+    for name, rows in per_image.items():
+        result = results.get(name)
+        problems = per_image_problems(result, list(rows)) if result is not None else {}
+        if problems:
+            checked[name] = replace(result, per_image_problems=problems)
+        kept[name] = [row for row in rows if f"{row['set']}/x{row['scale']}" not in problems]
+    return checked, kept
 
 
 def report_sweep_dir(

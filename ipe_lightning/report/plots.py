@@ -3,8 +3,9 @@
 Every variant has its own colour, marker and line style, and is moved a little along the scale
 axis (variants a few hundredths of a dB apart must not hide one another), error bars (± one
 standard deviation, small caps) where it has several seeds, and the paper's curve, where the paper
-has the row, dashed and thinner in the variant's colour and marker. One legend for all panels,
-right of them; a debug run's plot says so across it.
+has the row, in the variant's colour with one style for all (dotted, a dash for a marker) and one
+legend entry, so the legend has one entry per variant and one for the paper. One legend for all
+panels, right of them; a debug run's plot says so across it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ipe_lightning.results import FINISHED, JobResult, debug_note
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
 LINE_STYLES = ("-", (0, (5, 1)), "-.", (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)))
+PAPER_LABEL = "the paper's numbers (dotted, in the row's colour)"
 DODGE = 0.008  # decades of scale between neighbouring variants (1.9 %): ×3 and ×4 are 0.125 apart
 
 Results = Mapping[str, JobResult | Sequence[JobResult]]
@@ -59,7 +61,7 @@ def gain_series(table: Table, results: Results) -> dict[str, list[GainSeries]]:
         seeds = _seeds(results.get(row.spec.variant or "")) if row.spec.kind == "job" else []
         if not seeds:
             continue
-        label = f"{row.spec.group}: {row.spec.label}" if row.spec.group else row.spec.label
+        label = _series_label(row.spec.group, row.spec.label)
         for (_, scale, loader), cell in zip(table.columns, row.cells, strict=True):
             if isinstance(scale, list | tuple):
                 continue
@@ -88,6 +90,12 @@ def gain_series(table: Table, results: Results) -> dict[str, list[GainSeries]]:
         ]
         for set_name, by_label in found.items()
     }
+
+
+def _series_label(group: str, label: str) -> str:
+    """``group: label``, or the label alone when it already names its group
+    (``EDSR-baseline-MetaSR`` in the group ``EDSR-baseline``)."""
+    return f"{group}: {label}" if group and group not in label else label
 
 
 def gain_curves(table: Table, results: Results) -> dict[str, dict[str, list[tuple[float, float]]]]:
@@ -140,17 +148,18 @@ def _draw_series(
     handles = {label: ours}
     if line.paper:
         paper_scales, paper_gains = zip(*line.paper, strict=True)
-        (paper,) = axis.plot(
+        (paper,) = axis.plot(  # one style for every paper curve: one legend entry says it
             dodged(paper_scales, index, count),
             paper_gains,
             color=look["color"],
-            marker=look["marker"],
-            markersize=3.5,
-            linestyle="--",
-            linewidth=0.9,
-            label=f"{line.label} (paper)",
+            marker="_",
+            markersize=7,
+            linestyle=":",
+            linewidth=1.0,
+            alpha=0.8,
+            label=PAPER_LABEL,
         )
-        handles[paper.get_label()] = paper
+        handles[PAPER_LABEL] = paper
     return handles
 
 
@@ -185,6 +194,8 @@ def draw_psnr_gain(table: Table, results: Results, *, debug: str | None = None) 
             handles |= _draw_series(axis, line, index, len(lines), looks[line.label])
         _decorate(axis, set_name, lines)
     if handles:
+        if PAPER_LABEL in handles:  # last, after the variants
+            handles[PAPER_LABEL] = handles.pop(PAPER_LABEL)
         axes[0][-1].legend(
             handles.values(),
             handles.keys(),

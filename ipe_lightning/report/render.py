@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ipe_lightning.report.statistics import MIN_IMAGES
 from ipe_lightning.report.table import DECIMALS, Cell, Row, Table
 from ipe_lightning.results import FINISHED
 from ipe_lightning.scales import scale_tag
+from ipe_lightning.table_layout import ColumnGroup
 
 MODES = ("paper", "clean")
 SIGNIFICANT = "†"  # the ΔPSNR interval against the reference row excludes 0
+PARTIAL = "‡"  # measured on fewer images than the set holds (data.skip_bad=true skipped some)
+UNCHECKED = "§"  # per_image.csv disagrees with metrics.json: left out of intervals and bold
 
 
 def _number(value: float, metric: str) -> str:
@@ -104,6 +107,46 @@ def _too_few_legend(table: Table) -> str:
     )
 
 
+def _cell_marks(row: Row, loader: str) -> str:
+    """:data:`PARTIAL` and :data:`UNCHECKED` where one of the row's jobs earns them in a column."""
+    results = [job.result for job in row.jobs if job.result.status == FINISHED]
+    partial = any(result.set_size(loader) for result in results)
+    unchecked = any(loader in result.per_image_problems for result in results)
+    return (PARTIAL if partial else "") + (UNCHECKED if unchecked else "")
+
+
+def cell_notes(table: Table) -> list[str]:
+    """One sentence per job and set measured on fewer images than the set holds (which files
+    were skipped, and why), and per job and column whose per-image results were left out."""
+    notes = []
+    for row in table.rows:
+        for job in row.jobs:
+            result = job.result
+            if result.status != FINISHED:
+                continue
+            sizes = {}
+            for group, scale, loader in table.columns:
+                if result.set_size(loader):
+                    sizes.setdefault(group.set, []).append((scale, *result.set_size(loader)))
+            for set_name, found in sizes.items():
+                scales = ", ".join(_scale_label(scale) for scale, _, _ in found)
+                measured, held = found[0][1], found[0][2]
+                skipped = result.skipped[set_name].items()
+                files = "; ".join(f"{name}: {why}" for name, why in skipped)
+                notes.append(
+                    f"{PARTIAL} {job.name}, {set_name} {scales}: {measured} of {held} images; "
+                    f"skipped as unreadable (data.skip_bad=true): {files}."
+                )
+            for _, _, loader in table.columns:
+                why = result.per_image_problems.get(loader)
+                if why:
+                    notes.append(
+                        f"{UNCHECKED} {job.name}, {loader}: per_image.csv disagrees with "
+                        f"metrics.json ({why}); no interval or bold rests on it."
+                    )
+    return notes
+
+
 def _seeds_legend(table: Table, clean_file: str) -> str:
     """What the paper mode's numbers are when rows have several seeds (its cells have no room
     for ± std and n: the clean table has them)."""
@@ -116,13 +159,19 @@ def _seeds_legend(table: Table, clean_file: str) -> str:
     return f"Ours: mean over n = {n} seeds (each row's n and ± std in {clean_file})."
 
 
-def _legend(table: Table, mode: str = "paper", clean_file: str = "table_clean.md") -> str:
+def _legend(
+    table: Table, mode: str = "paper", clean_file: str = "table_clean.md", first: str = ""
+) -> str:
+    """What the cells and marks of a table mean; ``first``: how a cell reads, where the format
+    differs from the markdown's."""
     names = " / ".join(m.upper() for m in table.layout.metrics)
     if mode == "clean":
-        first = f"Each cell: our {names}, mean ± standard deviation over n seeds where n > 1."
+        first = (
+            first or f"Each cell: our {names}, mean ± standard deviation over n seeds where n > 1."
+        )
         parts = [first, _best_rule(table), _reference_legend(table), _too_few_legend(table)]
     else:
-        first = f"Each cell: ours {names} (paper's {names}, Δ = ours − paper)."
+        first = first or f"Each cell: ours {names} (paper's {names}, Δ = ours − paper)."
         parts = [first, _seeds_legend(table, clean_file), _best_rule(table)]
         parts.append(_too_few_legend(table))
     parts.append("–: not reported / not evaluated.")
@@ -158,6 +207,7 @@ LATEX = CellMarkup(
     plus_minus="\\,{{\\scriptsize$\\pm${}}}",
     significant="$^{\\dagger}$",
 )
+_LATEX_MARKS = {PARTIAL: "$^{\\ddagger}$", UNCHECKED: "$^{\\S}$"}
 
 
 def render_cell(row: Row, cell: Cell, metrics: Sequence[str], markup: CellMarkup) -> str:
@@ -252,11 +302,15 @@ def render_markdown(table: Table, mode: str = "paper") -> str:
         if group:
             lines.append("| " + " | ".join([f"**{group}**"] + [""] * len(columns)) + " |")
         for row in rows:
-            if mode == "clean":
-                cells = [render_clean_cell(row, cell, metrics, MARKDOWN) for cell in row.cells]
-            else:
-                cells = [render_cell(row, cell, metrics, MARKDOWN) for cell in row.cells]
+            render = render_clean_cell if mode == "clean" else render_cell
+            cells = [
+                render(row, cell, metrics, MARKDOWN) + _cell_marks(row, loader)
+                for cell, (_, _, loader) in zip(row.cells, columns, strict=True)
+            ]
             lines.append("| " + " | ".join([_row_label(row, mode), *cells]) + " |")
+    notes = cell_notes(table)
+    if notes:
+        lines += ["", *[f"- {note}" for note in notes]]
     if mode == "paper":
         lines += _markdown_intervals(table, header)
     incomplete = table.incomplete
@@ -363,56 +417,144 @@ def latex_label(table: Table, mode: str = "paper") -> str:
     return f"tab:{slug}" + ("-clean" if mode == "clean" else "")
 
 
-def render_latex(table: Table, mode: str = "paper") -> str:
-    """A booktabs ``table`` (needs ``\\usepackage{booktabs}`` and ``\\usepackage{graphicx}``
-    for ``\\resizebox``): grouped column headings with ``\\cmidrule``, row groups separated by
-    ``\\midrule``, our best per column in bold; the paper's value and the difference in small
-    type beside ours (``paper``), or ``mean ± std`` and significance marks (``clean``)."""
-    _check_mode(mode)
-    metrics = table.layout.metrics
-    columns = table.columns
-    count = len(columns)
-    # LaTeX numbers the caption itself ("Table 1: ..."): the title's own "Table 4:" goes.
-    caption = _TABLE_NUMBER.sub("", table.layout.title)
-    legend = _legend(table, mode, clean_file="table_clean.tex")
-    legend = " ".join(p for p in (debug_warning(table), legend) if p)
-    caption = f"{caption}. {legend}" if caption else legend
-    lines = [
-        "% Generated by `python sweep.py report`; needs \\usepackage{booktabs} and",
-        "% \\usepackage{graphicx} (for \\resizebox) in the preamble.",
-    ]
-    if table.debug:
-        lines.append(f"% {latex_escape(debug_warning(table))}")
-    lines += [
-        "\\begin{table}[t]",
-        "\\centering",
-        f"\\caption{{{latex_escape(caption)}}}",
-        f"\\label{{{latex_label(table, mode)}}}",
-        "\\resizebox{\\linewidth}{!}{%",
-        f"\\begin{{tabular}}{{l{'c' * count}}}",
-        "\\toprule",
-    ]
-    headings, rules, start = [], [], 2
+# Columns of one tabular, so that a table keeps the text size of a paper and fits its width:
+# one metric at \small (~30 pt a column), PSNR / SSIM at \scriptsize (~46 pt a column).
+PANEL_COLUMNS = {1: 8, 2: 5}
+_PANEL_SIZE = {1: ("\\small", "4pt"), 2: ("\\scriptsize", "2.5pt")}
+
+
+def latex_panels(table: Table) -> list[list[ColumnGroup]]:
+    """The column groups of each tabular of the LaTeX table, left to right, then top to bottom:
+    consecutive groups while they fit :data:`PANEL_COLUMNS` (a wider group alone), so a wide
+    table (in- and out-of-distribution, four benchmarks) is stacked rather than shrunk."""
+    limit = PANEL_COLUMNS.get(len(table.layout.metrics), 5)
+    panels: list[list[ColumnGroup]] = []
+    width = 0
     for group in table.layout.columns:
+        if panels and width + len(group.scales) <= limit:
+            panels[-1].append(group)
+            width += len(group.scales)
+        else:
+            panels.append([group])
+            width = len(group.scales)
+    return panels
+
+
+def _latex_rows(table: Table, mode: str, groups: list[ColumnGroup]) -> list[str]:
+    """The heading and body of one tabular: the table's rows over ``groups``' columns; in the
+    paper mode each of our rows the paper has is followed by the paper's numbers, small."""
+    metrics = table.layout.metrics
+    wanted = {id(group) for group in groups}
+    columns = [
+        (index, column) for index, column in enumerate(table.columns) if id(column[0]) in wanted
+    ]
+    count = len(columns)
+    headings, rules, start = [], [], 2
+    for group in groups:
         width = len(group.scales)
         headings.append(f"\\multicolumn{{{width}}}{{c}}{{{latex_escape(group.label)}}}")
         rules.append(f"\\cmidrule(lr){{{start}-{start + width - 1}}}")
         start += width
-    lines.append(" & " + " & ".join(headings) + " \\\\")
-    lines.append("".join(rules))
-    lines.append(
-        "Method & " + " & ".join(_scale_label(s, latex=True) for _, s, _ in columns) + " \\\\"
-    )
+    lines = [
+        f"\\begin{{tabular}}{{@{{}}l{'c' * count}@{{}}}}",
+        "\\toprule",
+        " & " + " & ".join(headings) + " \\\\",
+        "".join(rules),
+        "Method & "
+        + " & ".join(_scale_label(scale, latex=True) for _, (_, scale, _) in columns)
+        + " \\\\",
+    ]
+    render = render_clean_cell if mode == "clean" else render_ours
     for group, rows in _row_groups(table.rows):
         lines.append("\\midrule")
         if group:
             lines.append(
-                f"\\multicolumn{{{count + 1}}}{{l}}{{\\textit{{{latex_escape(group)}}}}} \\\\"
+                f"\\multicolumn{{{count + 1}}}{{@{{}}l}}{{\\textit{{{latex_escape(group)}}}}} \\\\"
             )
         for row in rows:
-            label = latex_escape(_row_label(row, mode))
-            render = render_clean_cell if mode == "clean" else render_cell
-            cells = [render(row, cell, metrics, LATEX) for cell in row.cells]
-            lines.append(" & ".join([label, *cells]) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}}", "\\end{table}"]
+            cells = [
+                render(row, row.cells[i], metrics, LATEX)
+                + "".join(_LATEX_MARKS[m] for m in _cell_marks(row, loader))
+                for i, (_, _, loader) in columns
+            ]
+            if row.spec.kind == "job" and not row.has_numbers:  # its status, once across
+                cells = [f"\\multicolumn{{{count}}}{{c}}{{\\textit{{{latex_escape(row.status)}}}}}"]
+            lines.append(" & ".join([_latex_label(row, mode), *cells]) + " \\\\")
+            papers = [_paper_numbers(row.cells[i], metrics) for i, _ in columns]
+            if mode == "paper" and row.spec.kind == "job" and any(papers):
+                small = [f"{{\\scriptsize {text}}}" if text else "" for text in papers]
+                lines.append(" & ".join(["\\quad{\\scriptsize paper}", *small]) + " \\\\")
+    return [*lines, "\\bottomrule", "\\end{tabular}"]
+
+
+def _latex_label(row: Row, mode: str) -> str:
+    """The row's label; its cells say a job's status, a row of the paper's numbers is in italics
+    (the notes say so): a label column no wider than the labels themselves."""
+    label = latex_escape(row.spec.label)
+    if mode == "clean" and len(row.seeds) > 1:
+        label += f" ($n = {len(row.seeds)}$)"
+    if mode == "clean" and row.is_reference:
+        label += " (ref.)"
+    return f"\\textit{{{label}}}" if row.spec.kind == "paper" else label
+
+
+def render_ours(row: Row, cell: Cell, metrics: Sequence[str], markup: CellMarkup) -> str:
+    """Our numbers alone (best in bold), or the row's status, or the paper's own numbers for a
+    row of the paper only."""
+    if row.spec.kind in ("paper", "bicubic") and not cell.ours and cell.paper:
+        return _paper_numbers(cell, metrics)
+    return render_cell(row, replace(cell, paper={}), metrics, markup)
+
+
+def _paper_numbers(cell: Cell, metrics: Sequence[str]) -> str:
+    if not cell.paper:
+        return ""
+    return "/".join(_number(cell.paper[m], m) if m in cell.paper else "--" for m in metrics)
+
+
+def render_latex(table: Table, mode: str = "paper") -> str:
+    """A booktabs ``table`` at the size of a paper's text (needs ``\\usepackage{booktabs}``): a
+    short caption; grouped column headings with ``\\cmidrule``; row groups separated by
+    ``\\midrule``; our best per column in bold; a wide table stacked as several tabulars
+    (:func:`latex_panels`); what the marks mean in notes under it. ``paper``: each of our rows
+    followed by the paper's numbers in small type; ``clean``: ``mean ± std`` and significance
+    marks."""
+    _check_mode(mode)
+    caption = _TABLE_NUMBER.sub("", table.layout.title) or "Results"
+    if table.debug:
+        caption = f"DEBUG RUN (debug={table.debug}), the numbers mean nothing: {caption}"
+    size, separation = _PANEL_SIZE.get(len(table.layout.metrics), _PANEL_SIZE[2])
+    # The full width of a two-column paper (panels of 250-380 pt); in one column, table* is table
+    environment = "table*"
+    lines = ["% Generated by `python sweep.py report`; needs \\usepackage{booktabs}."]
+    if table.debug:
+        lines.append(f"% {latex_escape(debug_warning(table))}")
+    lines += [
+        f"\\begin{{{environment}}}[t]",
+        "\\centering",
+        f"\\caption{{{latex_escape(caption)}}}",
+        f"\\label{{{latex_label(table, mode)}}}",
+        size,
+        f"\\setlength{{\\tabcolsep}}{{{separation}}}",
+    ]
+    for index, groups in enumerate(latex_panels(table)):
+        if index:
+            lines.append("\\par\\medskip")
+        lines += _latex_rows(table, mode, groups)
+    first = ""
+    if mode == "paper":
+        first = (
+            "Ours, with the paper's numbers in small type under each row the paper has "
+            "(ours − paper: table.md, table.csv)."
+        )
+    if any(row.spec.kind == "paper" for row in table.rows):
+        first += " Rows in italics: the paper's numbers only."
+    notes = [_legend(table, mode, "table_clean.tex", first.strip()), *cell_notes(table)]
+    lines.append("\\par\\smallskip")
+    lines.append(
+        "\\parbox{\\linewidth}{\\footnotesize "
+        + " \\\\ ".join(latex_escape(note) for note in notes if note)
+        + "}"
+    )
+    lines.append(f"\\end{{{environment}}}")
     return "\n".join(lines) + "\n"

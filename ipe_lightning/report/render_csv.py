@@ -8,15 +8,17 @@ from __future__ import annotations
 import csv
 import io
 
-from ipe_lightning.report.table import Table
+from ipe_lightning.report.table import Row, Table
 from ipe_lightning.results import FINISHED
 from ipe_lightning.scales import scale_tag
 
 
 def render_csv(table: Table) -> str:
     """The wide table, one line per row; per (set, scale) and metric: ours (the mean over seeds),
-    the paper's value and the difference, then the std over seeds, n, and the ΔPSNR against the
-    reference with its 95 % interval.
+    the paper's value and the difference, then the std over seeds, n, the ΔPSNR against the
+    reference with its 95 % interval (no interval where the set has too few images for one,
+    as ``table.md`` says), and ``warning``: files skipped from the set, per-image results that
+    disagree with the record (``table.md``'s marks).
 
     Empty fields: no value. ``status`` says why a job row has none (failed, missing, ...);
     ``debug`` is the ``debug=`` choice of a debug run (its numbers mean nothing).
@@ -28,13 +30,14 @@ def render_csv(table: Table) -> str:
             header += [f"{loader}/{m}", f"{loader}/{m}/paper", f"{loader}/{m}/diff"]
         header += [f"{loader}/{m}/std" for m in metrics]
         header += [f"{loader}/n", f"{loader}/dpsnr", f"{loader}/dpsnr_low", f"{loader}/dpsnr_high"]
+        header += [f"{loader}/warning"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for row in table.rows:
         line = [row.spec.group, row.spec.label, row.spec.kind, row.spec.variant or "", row.status]
         line += [row.note, table.debug or "", "yes" if row.is_reference else ""]
-        for cell in row.cells:
+        for cell, (_, _, loader) in zip(row.cells, table.columns, strict=True):
             for m in metrics:
                 diff = cell.diff(m)
                 line += [
@@ -44,10 +47,10 @@ def render_csv(table: Table) -> str:
                 ]
             line += [_csv_number(cell.std.get(m)) for m in metrics]
             delta = cell.delta
-            line += [str(cell.n) if cell.n else ""]
-            line += [
-                _csv_number(getattr(delta, k)) if delta else "" for k in ("mean", "low", "high")
-            ]
+            line += [str(cell.n) if cell.n else "", _csv_number(delta.mean) if delta else ""]
+            meaningful = delta is not None and delta.meaningful  # else the mean claims no interval
+            line += [_csv_number(delta.low), _csv_number(delta.high)] if meaningful else ["", ""]
+            line += [cell_warning(row, loader)]
         writer.writerow(line)
     return out.getvalue()
 
@@ -99,6 +102,19 @@ def render_long_csv(table: Table) -> str:
                     line[f"paper_{key}"] = _csv_number(cell.paper.get(key))
                 writer.writerow(line)
     return out.getvalue()
+
+
+def cell_warning(row: Row, loader: str) -> str:
+    """Why a cell is marked in ``table.md`` (its jobs' skipped files, per-image disagreements)."""
+    warnings = []
+    for job in row.jobs:
+        size = job.result.set_size(loader) if job.result.status == FINISHED else None
+        if size:
+            warnings.append(f"{job.name}: {size[0]} of {size[1]} images (skipped as unreadable)")
+        why = job.result.per_image_problems.get(loader) if job.result.status == FINISHED else None
+        if why:
+            warnings.append(f"{job.name}: per_image.csv disagrees with metrics.json ({why})")
+    return "; ".join(warnings)
 
 
 def _csv_number(value: float | None) -> str:

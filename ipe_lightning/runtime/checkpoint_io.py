@@ -24,6 +24,7 @@ from lightning_fabric.utilities.types import _PATH
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from ipe_lightning.atomic import atomic_open
+from ipe_lightning.errors import causes
 
 PREVIOUS = ".prev"  # last.ckpt -> last.prev.ckpt
 
@@ -57,8 +58,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             with atomic_open(path, "wb", previous=previous) as handle:
                 torch.save(checkpoint, handle)
-        except OSError as error:
+        except (OSError, RuntimeError) as error:
+            # torch's archive writer reports a failed write (a full disk) as its own
+            # RuntimeError ("unexpected pos 704 vs 598"), with the OSError as its context
+            cause = next((e for e in causes(error) if isinstance(e, OSError)), None)
+            if cause is None:
+                raise
             kept = f"; the previous {path.name} is unchanged" if path.is_file() else ""
             raise OSError(
-                error.errno, f"could not write checkpoint {path}: {error.strerror or error}{kept}"
+                cause.errno, f"could not write checkpoint {path}: {cause.strerror or cause}{kept}"
             ) from error

@@ -1,5 +1,6 @@
 """Where a run's ``last.ckpt`` is, the save on SIGTERM (cluster preemption or time-out) and on
-Ctrl-C (SIGINT), and the loggers' rows flushed with every checkpoint."""
+Ctrl-C (SIGINT), the loggers' rows flushed with every checkpoint, and ``last.prev.ckpt`` removed
+once training is over."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from types import FrameType
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from ipe_lightning.runtime.checkpoint_io import previous_path
 
 
 def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
@@ -102,3 +105,17 @@ class FlushLogsAtCheckpoint(pl.Callback):
     ) -> None:
         for logger in trainer.loggers:
             logger.save()
+
+
+class DropPreviousWhenTrained(pl.Callback):
+    """When training ends, remove ``last.prev.ckpt``: the fallback kept while ``last.ckpt`` is
+    being replaced (runtime/checkpoint_io.py). A finished run's ``last.ckpt`` was written whole,
+    so the copy before it only takes disk (an RDN checkpoint is about 256 MB). A run that stops
+    early (a failure, SIGTERM, Ctrl-C) keeps it: resuming may need it."""
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        last = last_checkpoint_path(trainer)
+        if last is None or not trainer.is_global_zero or not last.is_file():
+            return
+        with contextlib.suppress(FileNotFoundError):
+            previous_path(last).unlink()

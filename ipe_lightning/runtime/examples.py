@@ -4,8 +4,10 @@
 "hr"}`` (image tensors ``(1, 3, h, w)`` in ``[0, 1]``); :class:`ExampleImages` receives it in
 ``on_test_batch_end`` and keeps the first ``num_examples`` images of each test loader. Each tile
 is labelled on the image itself with what it is, the scale and the PSNR of the crop (the set's
-channel, no shave: the crop is the region measured), so a panel says what it shows wherever it
-is copied to; a debug run (``debug=tiny``/``smoke``) says so in red above the tiles.
+channel, no shave: the crop is the region measured), and the panel's title names the model, the
+set, the scale and the image, so a panel says what it shows wherever it is copied to; a debug run
+(``debug=tiny``/``smoke``) says so in red above the tiles. Text is 18 px and tiles at least
+192 px wide (a 96 px crop is shown at ×2, nearest), legible in a slide or a W&B grid.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ TILE_LABELS = ("LR (nearest)", "bicubic", "SR", "HR")
 SEPARATOR = 4  # pixels of background between tiles
 BACKGROUND = (255, 255, 255)
 DEBUG_COLOUR = (200, 0, 0)
-FONT_SIZE = 11
-MIN_TILE = 96  # narrower crops are enlarged (nearest) so their labels fit under them
+FONT_SIZE = 18
+MIN_TILE = 192  # narrower crops are enlarged (nearest): pixels visible, labels fit under them
 
 
 @cache
@@ -100,12 +102,13 @@ def example_panel(
     *,
     channel: str = "rgb",
     debug: str | None = None,
+    model: str | None = None,
 ) -> np.ndarray:
     """A uint8 panel of four labelled tiles, LR (nearest) | bicubic | SR | HR of one HR crop.
 
-    Above the tiles: the loader and image name (and, for a debug run, :func:`debug_note` in red);
-    under each tile: what it is, the scale and the PSNR of the crop against the HR crop (dB, on
-    ``channel``). Tiles are :data:`SEPARATOR` pixels apart.
+    Above the tiles: the model, the set, the scale and the image name (and, for a debug run,
+    :func:`debug_note` in red); under each tile: what it is and the PSNR of the crop against the
+    HR crop (dB, on ``channel``). Tiles are :data:`SEPARATOR` pixels apart.
     """
     tiles, _ = example_tiles(example, crop, center)
     side_h, side_w = tiles[0].shape[-2:]
@@ -114,7 +117,9 @@ def example_panel(
     scale_text = "" if scale is None else "×" + "×".join(dict.fromkeys(f"{s:g}" for s in scale))
     font = label_font()
     line = _text_height(font)
-    header_lines = [f"{example.get('loader', '')}  {example.get('name', '')}".strip()]
+    set_name = str(example.get("loader", "")).rsplit("/", 1)[0]
+    title = [model or "", f"{set_name} {scale_text}".strip(), str(example.get("name", ""))]
+    header_lines = [" · ".join(part for part in title if part)]
     if debug:
         header_lines.append(debug_note(debug))
     tile_h, tile_w = side_h * zoom, side_w * zoom
@@ -139,7 +144,7 @@ def example_panel(
         draw.text((x + 1, header + tile_h + 1), label, fill=(0, 0, 0), font=font)
         draw.text(
             (x + 1, header + tile_h + 1 + line),
-            f"{scale_text} {measure}".strip(),
+            measure if label == "HR" else f"PSNR {measure}",
             fill=(0, 0, 0),
             font=font,
         )
@@ -198,9 +203,16 @@ class ExampleImages(pl.Callback):
         if not self.examples or not trainer.is_global_zero:
             return
         self.dirpath.mkdir(parents=True, exist_ok=True)
+        # the network tested (a test job's: its checkpoint's), as the record names it
+        model = str((getattr(pl_module, "hparams", None) or {}).get("model_name") or "") or None
         for example in self.examples:
             panel = example_panel(
-                example, self.crop, self.center, channel=example["channel"], debug=self.debug
+                example,
+                self.crop,
+                self.center,
+                channel=example["channel"],
+                debug=self.debug,
+                model=model,
             )
             stem = f"{example['loader'].replace('/', '_')}_{example['name']}"
             Image.fromarray(panel).save(self.dirpath / f"{stem}.png")
@@ -209,6 +221,6 @@ class ExampleImages(pl.Callback):
                     logger.log_image(
                         key=f"examples/{example['loader']}",
                         images=[panel],
-                        caption=[f"{example['name']}: LR | bicubic | SR | HR"],
+                        caption=[f"{model or 'SR'}, {example['name']}: LR | bicubic | SR | HR"],
                     )
         self.examples = []

@@ -104,6 +104,7 @@ def write_record(
     tested: Any = None,
     error: BaseException | None = None,
     trainer: pl.Trainer | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``metrics.json`` (rank 0 only, stamped with the schema version) and return it; its
     step and checkpoints are ``trainer``'s (step 0 and none without one), with the checkpoint a
@@ -126,6 +127,7 @@ def write_record(
         "global_step": trainer.global_step if trainer else 0,
         "checkpoints": recorded_checkpoints(cfg, trainer),
         "metrics": metrics_by_loader(tested or []),
+        **(extra or {}),  # e.g. the test sets' images and skipped files (runtime/record.py)
     }
     output_dir = cfg.paths.output_dir
     own = None

@@ -5,6 +5,7 @@ validation PSNR, the gain over bicubic per set and scale, the per-image results 
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import csv
 import netrc
@@ -12,6 +13,7 @@ import os
 import re
 import socket
 import sys
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from lightning_fabric.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -32,26 +34,59 @@ from ipe_lightning.runtime.rank import is_rank_zero
 
 log = get_logger(__name__)
 
-WANDB_HOST = "api.wandb.ai"
+DEFAULT_BASE_URL = "https://api.wandb.ai"
 # The training loss and validation PSNR are logged every step / epoch; W&B's summary keeps the
 # last value unless told otherwise, and the best checkpoint is chosen by the maximum.
 BEST_VALIDATION = {"val/psnr": "max"}
 
 
-def wandb_credentials_available() -> bool:
-    """An API key in the environment or in ~/.netrc (what `wandb login` writes)."""
+def settings_files() -> list[Path]:
+    """W&B's settings files, the one that wins first: the working directory's
+    (``wandb/settings``), then the user's (``$WANDB_CONFIG_DIR/settings``, by default
+    ``~/.config/wandb/settings``), where ``wandb login --host`` writes ``base_url``."""
+    config_dir = os.environ.get("WANDB_CONFIG_DIR") or Path.home() / ".config" / "wandb"
+    return [Path("wandb") / "settings", Path(config_dir) / "settings"]
+
+
+def wandb_base_url(files: list[Path] | None = None) -> str:
+    """The W&B server this job talks to, as wandb itself chooses it: ``WANDB_BASE_URL``, else
+    ``base_url`` of the first settings file that sets it (:func:`settings_files`), else the
+    public server."""
+    if os.environ.get("WANDB_BASE_URL"):
+        return os.environ["WANDB_BASE_URL"].rstrip("/")
+    for path in settings_files() if files is None else files:
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(path)
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+        if parser.get("default", "base_url", fallback=""):
+            return parser.get("default", "base_url").rstrip("/")
+    return DEFAULT_BASE_URL
+
+
+def server_address(base_url: str) -> tuple[str, int]:
+    """``(host, port)`` of a server URL; the port from the URL, else its scheme's."""
+    url = urllib.parse.urlsplit(base_url if "://" in base_url else f"https://{base_url}")
+    return url.hostname or "", url.port or (80 if url.scheme == "http" else 443)
+
+
+def wandb_credentials_available(base_url: str | None = None) -> bool:
+    """An API key in the environment or, for the server's host, in ~/.netrc (what `wandb login`
+    writes)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
+    host, _ = server_address(base_url or wandb_base_url())
     try:
-        return netrc.netrc().authenticators(WANDB_HOST) is not None
+        return netrc.netrc().authenticators(host) is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
 
 
-def wandb_reachable(timeout: float = 3.0) -> bool:
-    host = os.environ.get("WANDB_BASE_URL", f"https://{WANDB_HOST}").split("://")[-1].split("/")[0]
+def wandb_reachable(base_url: str | None = None, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the server (host and port of ``base_url``) opens."""
     try:
-        with socket.create_connection((host.split(":")[0], 443), timeout=timeout):
+        with socket.create_connection(server_address(base_url or wandb_base_url()), timeout):
             return True
     except OSError:
         return False
@@ -61,10 +96,11 @@ def wandb_should_run_offline() -> str | None:
     """Why W&B must log offline, or ``None`` when it can log online."""
     if os.environ.get("WANDB_MODE") in {"offline", "dryrun"}:
         return "WANDB_MODE is offline"
-    if not wandb_credentials_available():
-        return "no W&B credentials (WANDB_API_KEY or `wandb login`)"
-    if not wandb_reachable():
-        return f"{WANDB_HOST} is not reachable"
+    base_url = wandb_base_url()
+    if not wandb_credentials_available(base_url):
+        return f"no W&B credentials for {base_url} (WANDB_API_KEY or `wandb login`)"
+    if not wandb_reachable(base_url):
+        return f"{base_url} is not reachable"
     return None
 
 
@@ -184,6 +220,42 @@ class KeepEarlierRows(pl.Callback):
                 logger.keep_rows_before(trainer.global_step)
 
 
+def flat_config(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level of dotted keys, as overrides spell them
+    (``{"model": {"net": {"encoding": {"bandwidth": 4}}}}`` -> ``{"model.net.encoding.bandwidth":
+    4}``); lists stay values (``eval.scales``). A lone ``config`` node (the whole job config, as
+    the trainer hands it to every logger) is unwrapped."""
+    if not prefix and set(params) == {"config"} and isinstance(params["config"], Mapping):
+        params = params["config"]
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flat_config(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+class FlatConfigWandbLogger(WandbLogger):
+    """Lightning's ``WandbLogger`` whose run config is flat (:func:`flat_config`): every setting
+    is its own column of the W&B runs table, filtered and grouped by the key an override names
+    (``model.net.encoding.bandwidth = 4``)."""
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Mapping[str, Any] | Any) -> None:
+        if isinstance(params, Mapping):
+            params = flat_config(params)
+        super().log_hyperparams(params)
+
+
+def is_wandb(logger_or_spec: Any) -> bool:
+    """A W&B logger, or the config of one (``_target_`` naming a ``WandbLogger`` class)."""
+    if isinstance(logger_or_spec, Mapping):
+        return str(logger_or_spec.get("_target_", "")).endswith("WandbLogger")
+    return isinstance(logger_or_spec, WandbLogger)
+
+
 def build_loggers(
     logger_cfg: DictConfig | None, wandb_settings: Mapping[str, Any] | None = None
 ) -> list[Any]:
@@ -196,7 +268,7 @@ def build_loggers(
     for spec in (logger_cfg or {}).values():
         if spec is None:
             continue
-        if "WandbLogger" not in str(spec.get("_target_", "")):
+        if not is_wandb(spec):
             loggers.append(instantiate(spec, _convert_="all"))
             continue
         overrides: dict[str, Any] = {}
@@ -227,7 +299,7 @@ def wandb_runs(loggers: list[Any]) -> list[Any]:
     """The W&B runs of ``loggers`` (none on DDP ranks other than 0)."""
     if not is_rank_zero():
         return []
-    return [logger.experiment for logger in loggers if type(logger).__name__ == "WandbLogger"]
+    return [logger.experiment for logger in loggers if is_wandb(logger)]
 
 
 def gains_over_bicubic(record: Mapping[str, Any]) -> dict[str, float]:

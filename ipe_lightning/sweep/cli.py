@@ -21,11 +21,11 @@ whose finished jobs were made with other overrides.
 
 Train once, evaluate everywhere (``sweep/steps.py``): jobs that train the same model
 (``sweep/identity.py``) train it once; the others evaluate its ``last.ckpt`` (``mode=test``),
-also across sweeps through the run store (``paths.run_store``, default ``multirun/runs``). A
-finished job whose overrides changed only what it evaluates (``eval.scales=[...]``, ``eval=...``)
-evaluates only the sets and scales it lacks, merged into its ``metrics.json``. The plan
-(``sweep/plan.py``, printed whole by ``--dry-run``) gives each job's step (train / resume /
-reuse+evaluate / skip / held) and a summary line (``23 to train, 5 to evaluate only, 0
+also across sweeps through the run store (``paths.run_store``, by default ``runs/`` beside the
+sweeps). A finished job whose overrides changed only what it evaluates (``eval.scales=[...]``,
+``eval=...``) evaluates only the sets and scales it lacks, merged into its ``metrics.json``. The
+plan (``sweep/plan.py``, printed whole by ``--dry-run``) gives each job's step (train / resume /
+reuse+evaluate / skip / held) and a summary line (``29 to train, 7 to evaluate only, 0
 finished``). One writer per sweep directory: jobs that another live process runs or launched
 (``sweep/claims.py``) are ``held``, not launched again.
 """

@@ -3,7 +3,8 @@
 Two jobs with the same identity train the same model (bit for bit on a deterministic setup, in
 distribution otherwise), so a sweep trains it once and evaluates it for every table that lists
 it: Table 2's RDN rows are Table 1's RDN models, Table 4's LIIF and IPE-LIIF (L = 10) are Table
-1's EDSR-baseline ones (docs/method.md §3).
+1's EDSR-baseline ones (docs/method.md §3), and Table 1's resampling rows (``test.resample``) are
+its EDSR-baseline ×4.
 
 In the identity: the network (``model.net``), the training data and its sampler (``data``
 without its evaluation sets and without how it is loaded), the optimiser and its schedule, the

@@ -29,7 +29,7 @@ from ipe_lightning.sweep.steps import (
     plan_steps,
     plan_summary,
 )
-from ipe_lightning.sweep.store import RunStore
+from ipe_lightning.sweep.store import RunStore, default_run_store
 from ipe_lightning.sweep_files import (
     Manifest,
     SweepDefinitionError,
@@ -58,7 +58,8 @@ class SweepPlan:
 
     @property
     def store(self) -> RunStore:
-        return RunStore(next(iter(self.jobs.values())).run_store)
+        chosen = next(iter(self.jobs.values())).run_store
+        return RunStore(chosen or default_run_store(self.sweep_dir))
 
     @property
     def overrides(self) -> dict[str, list[str]]:

@@ -1,5 +1,6 @@
 """Preflight: before anything is queued, every job's config composes, its settings pass the
-job's own checks (``tasks.check_settings``: mode, seed), its model parts build and its data roots
+job's own checks (``tasks.check_settings``: mode, seed, and every value's range by
+:mod:`ipe_lightning.settings`, as run.py checks them), its model parts build and its data roots
 and paired LR files exist, so a typo fails in seconds on the submitting host, not after a queue
 wait. Each problem is told by its cause (``errors.one_line``), which names the option.
 
@@ -26,7 +27,7 @@ def check_job(hydra: Any, overrides: Sequence[str], checked: dict[str, str | Non
     Hydra's ``InstantiationException``), or ``None``."""
     try:
         cfg = compose_job(hydra, overrides)
-        check_settings(cfg)  # mode, seed
+        check_settings(cfg)  # mode, seed, every value in its range
         instantiate(cfg.model.net)  # bad parts and values (an encoding's bandwidth, ...)
         if cfg.mode == "predict":
             return None

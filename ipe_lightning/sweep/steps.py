@@ -34,7 +34,6 @@ from ipe_lightning.sweep.store import RunStore, Training
 
 TRAINING_STEPS = ("train", "resume")
 LAUNCHED_STEPS = (*TRAINING_STEPS, "reuse+evaluate")
-DEFAULT_RUN_STORE = "multirun/runs"
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class PlannedJob:
             overrides=tuple(overrides),
             identity=training_identity(cfg),
             training=training_config(cfg),
-            run_store=str(OmegaConf.select(cfg, "paths.run_store") or DEFAULT_RUN_STORE),
+            run_store=str(OmegaConf.select(cfg, "paths.run_store") or ""),  # "": beside the sweep
             evaluations={
                 name: list(OmegaConf.to_container(spec, resolve=True).get("scales") or [])
                 for name, spec in sets.items()

@@ -18,6 +18,14 @@ from ipe_lightning.runtime.lock import Holder
 from ipe_lightning.sweep.claims import holder_of
 
 
+def default_run_store(sweep_dir: str | Path) -> Path:
+    """``runs/`` beside the sweeps (``paths.run_store: null``): in the ``multirun`` folder that
+    holds ``sweep_dir`` (``multirun/<sweep>/<time>``), else beside ``sweep_dir`` itself."""
+    sweep_dir = Path(sweep_dir).expanduser().resolve()
+    holder = next((p for p in sweep_dir.parents if p.name == "multirun"), sweep_dir.parent)
+    return holder / "runs"
+
+
 @dataclass(frozen=True)
 class Training:
     """A training of the store: where it runs, and whether it finished."""

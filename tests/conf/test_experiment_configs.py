@@ -62,8 +62,9 @@ def base_overrides(defaults: dict[str, str]) -> list[str]:
 
 
 def test_every_row_is_its_tables_base_with_its_own_lines_and_nothing_else():
-    # the paper's 28 trained rows, plus LTE and IPE-LTE in the Table 1 setting on both encoders
-    assert len(EXPERIMENTS) == 6 + 3 + 12 + 7 + 4
+    # the paper's 34 trained rows (6 of them one model per scale), plus LTE and IPE-LTE in the
+    # Table 1 setting on both encoders, plus Table 1's two resampling rows
+    assert len(EXPERIMENTS) == 6 + 3 + 12 + 7 + 6 + 4 + 2
     for name in EXPERIMENTS:
         defaults, body = row_file(name)
         own = [f"{key}={override_value(value)}" for key, value in leaves(body).items()]
@@ -134,14 +135,20 @@ def test_debug_smoke_tests_one_image_per_loader_of_a_paper_row(tiny_data_root, t
     assert counts["tiny"] == dict.fromkeys(range(8), 2)  # tiny tests every image
 
 
-# Each row's run name is its file's name; its tags (table, encoder, model, and Table 3's training
-# range / Table 4's ablation) as the rows' files stated them before they were derived.
+# Each row's run name is its file's name; its tags: table, encoder, model, and Table 3's training
+# range / Table 4's encoding, MLP and bandwidth.
+T4 = ("table4", "edsr_baseline")
 ROW_TAGS = {
     "table1_edsr_baseline_ipe_liif": ("table1", "edsr_baseline", "ipe_liif"),
     "table1_edsr_baseline_ipe_lte": ("table1", "edsr_baseline", "ipe_lte"),
     "table1_edsr_baseline_liif": ("table1", "edsr_baseline", "liif"),
     "table1_edsr_baseline_lte": ("table1", "edsr_baseline", "lte"),
     "table1_edsr_baseline_metasr": ("table1", "edsr_baseline", "metasr"),
+    "table1_edsr_baseline_x2": ("table1", "edsr_baseline", "edsr_baseline_x2"),
+    "table1_edsr_baseline_x3": ("table1", "edsr_baseline", "edsr_baseline_x3"),
+    "table1_edsr_baseline_x4": ("table1", "edsr_baseline", "edsr_baseline_x4"),
+    "table1_edsr_baseline_x4_bicubic": ("table1", "edsr_baseline", "edsr_baseline_x4", "bicubic"),
+    "table1_edsr_baseline_x4_lanczos": ("table1", "edsr_baseline", "edsr_baseline_x4", "lanczos"),
     "table1_rdn_ipe_liif": ("table1", "rdn", "ipe_liif"),
     "table1_rdn_ipe_lte": ("table1", "rdn", "ipe_lte"),
     "table1_rdn_liif": ("table1", "rdn", "liif"),
@@ -150,6 +157,9 @@ ROW_TAGS = {
     "table2_rdn_ipe_liif": ("table2", "rdn", "ipe_liif"),
     "table2_rdn_liif": ("table2", "rdn", "liif"),
     "table2_rdn_metasr": ("table2", "rdn", "metasr"),
+    "table2_rdn_x2": ("table2", "rdn", "rdn_x2"),
+    "table2_rdn_x3": ("table2", "rdn", "rdn_x3"),
+    "table2_rdn_x4": ("table2", "rdn", "rdn_x4"),
     "table3_u1_16_ipe_liif": ("table3", "edsr_baseline", "ipe_liif", "u1_16"),
     "table3_u1_16_ipe_metasr": ("table3", "edsr_baseline", "ipe_metasr", "u1_16"),
     "table3_u1_16_liif": ("table3", "edsr_baseline", "liif", "u1_16"),
@@ -162,13 +172,13 @@ ROW_TAGS = {
     "table3_u1_8_liif_pe": ("table3", "edsr_baseline", "liif_pe", "u1_8"),
     "table3_u1_8_metasr": ("table3", "edsr_baseline", "metasr", "u1_8"),
     "table3_u1_8_metasr_pe": ("table3", "edsr_baseline", "metasr_pe", "u1_8"),
-    "table4_ipe_liif_cell": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_cell"),
-    "table4_ipe_liif_l10": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_l10"),
-    "table4_ipe_liif_l16": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_l16"),
-    "table4_ipe_liif_l4": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_l4"),
-    "table4_ipe_liif_noskip": ("table4", "edsr_baseline", "ipe_liif", "ipe_liif_noskip"),
-    "table4_liif": ("table4", "edsr_baseline", "liif", "liif"),
-    "table4_liif_pe": ("table4", "edsr_baseline", "liif_pe", "liif_pe"),
+    "table4_ipe_liif_cell": (*T4, "ipe_liif", "encoding=ipe_cell", "mlp=skip", "bandwidth=10"),
+    "table4_ipe_liif_l10": (*T4, "ipe_liif", "encoding=ipe", "mlp=skip", "bandwidth=10"),
+    "table4_ipe_liif_l16": (*T4, "ipe_liif", "encoding=ipe", "mlp=skip", "bandwidth=16"),
+    "table4_ipe_liif_l4": (*T4, "ipe_liif", "encoding=ipe", "mlp=skip", "bandwidth=4"),
+    "table4_ipe_liif_noskip": (*T4, "ipe_liif", "encoding=ipe", "mlp=plain", "bandwidth=10"),
+    "table4_liif": (*T4, "liif", "encoding=cell", "mlp=plain", "bandwidth=none"),
+    "table4_liif_pe": (*T4, "liif_pe", "encoding=pe", "mlp=plain", "bandwidth=10"),
 }
 
 

@@ -20,6 +20,7 @@ from ipe_lightning.data.eval_sets import (
 )
 from ipe_lightning.data.images import decode_rgb
 from ipe_lightning.data.layouts import DatasetNotFoundError
+from ipe_lightning.data.matlab_resize import imresize_matlab_uint8
 from ipe_lightning.data.sources import DIV2K, Benchmark, BundledPhotos, ImageFolders
 from ipe_lightning.scales import scale_tag
 
@@ -83,6 +84,23 @@ def test_other_scales_generate_lr_by_the_crop_rule(data_root, scale, lr_size, hr
     np.testing.assert_array_equal(as_uint8(item["hr"]), crop)
     np.testing.assert_array_equal(as_uint8(item["lr"]), np.asarray(lr))
     assert item["shave"] == math.ceil(max(np.atleast_1d(scale))) + 6
+
+
+def test_generated_lr_follows_the_sets_degrade_and_provided_files_stay(data_root):
+    spec = div2k(data_root, [2, 2.5], degrade="matlab")
+    named = dict(build_eval_datasets(spec, decode_rgb))
+    hr = decode_rgb(data_root / "DIV2K" / "DIV2K_valid_HR" / "0801.png")
+    crop = torch.tensor(hr[:70, :65]).permute(2, 0, 1)  # x2.5: LR 28 x 26 of HR 70 x 65
+    matlab = imresize_matlab_uint8(crop, size=(28, 26)).permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(as_uint8(named["div2k/x2.5"][0]["lr"]), matlab)
+    lr_file = data_root / "DIV2K" / "DIV2K_valid_LR_bicubic" / "X2" / "0801x2.png"
+    np.testing.assert_array_equal(as_uint8(named["div2k/x2"][0]["lr"]), decode_rgb(lr_file))
+
+
+def test_an_unknown_degrade_is_an_error_naming_the_option():
+    spec = {"images": ImageFolders(test_dir="/nowhere"), "scales": [2], "degrade": "opencv"}
+    with pytest.raises(ValueError, match=r"eval.degrade \(eval.sets.x.degrade\) must be one of"):
+        EvalSetSpec.from_config("x", spec)
 
 
 def test_integer_scales_without_provided_lr_are_generated(data_root):

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps
 from ipe_lightning.data.images import (
     BadImageError,
     DataWarning,
+    check_images,
     decode_rgb,
     list_images,
     readable_images,
@@ -154,3 +155,45 @@ def test_bad_files_are_an_error_listing_them_unless_skipped(hr_folder):
     assert len(caught) == 1
     assert "skipping 2 unreadable or corrupt image file(s)" in str(caught[0].message)
     assert [p.name for p in sizes] == ["a.png", "b.jpg", "c.bmp"]
+
+
+def test_a_broken_link_is_reported_like_an_empty_png_not_left_out(hr_folder):
+    (hr_folder / "loop.png").symlink_to("loop.png")  # a link to itself: ELOOP when opened
+    (hr_folder / "dangling.jpg").symlink_to("nowhere.jpg")
+    (hr_folder / "empty.png").write_bytes(b"")
+    (hr_folder / "folder.png").mkdir()  # a folder is never an image, whatever its name
+    paths = list_images(hr_folder)
+    assert {"loop.png", "dangling.jpg", "empty.png"} <= {p.name for p in paths}
+    assert "folder.png" not in {p.name for p in paths}
+    with pytest.raises(BadImageError) as error:
+        readable_images(paths, skip_bad=False, what="the test folder")
+    assert "3 unreadable or corrupt image file(s)" in str(error.value)
+    assert all(name in str(error.value) for name in ("loop.png", "dangling.jpg", "empty.png"))
+
+
+def test_skipped_files_are_returned_with_their_reasons(hr_folder):
+    (hr_folder / "dangling.png").symlink_to("nowhere.png")
+    with pytest.warns(DataWarning):
+        found = check_images(list_images(hr_folder), skip_bad=True, what="the test folder")
+    assert list(found.bad) == [hr_folder / "dangling.png"]
+    assert "No such file" in found.bad[hr_folder / "dangling.png"]
+    assert [p.name for p in found.sizes] == ["a.png", "b.jpg", "c.bmp"]
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".tif"])
+def test_a_file_of_several_frames_gives_its_first_with_a_notice(tmp_path, rng, suffix):
+    frames = [rng.integers(0, 256, (6, 5, 3), dtype=np.uint8) for _ in range(3)]
+    if suffix == ".gif":  # GIF is a palette format: a gray frame survives it exactly
+        frames = [np.repeat(f[..., :1], 3, -1) for f in frames]
+    images = [Image.fromarray(f) for f in frames]
+    path = tmp_path / f"moving{suffix}"
+    images[0].save(path, save_all=True, append_images=images[1:])
+    with pytest.warns(DataWarning, match=r"moving.* holds 3 frames .*only its first frame"):
+        pixels = decode_rgb(path)
+    np.testing.assert_array_equal(pixels, frames[0])
+
+
+def test_a_single_frame_file_decodes_without_a_notice(tmp_path, rng, recwarn):
+    Image.fromarray(rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)).save(tmp_path / "one.gif")
+    decode_rgb(tmp_path / "one.gif")
+    assert not [w for w in recwarn if issubclass(w.category, DataWarning)]

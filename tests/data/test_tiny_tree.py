@@ -78,6 +78,25 @@ def test_div2k_validation_images_have_their_paired_lr_at_x2_x3_x4(tree):
         assert_paired_lr_is_pillow_bicubic_of_the_cropped_hr(source, hr_path)
 
 
+def test_div2k_training_images_have_matlab_bicubic_lr_at_x2_x3_x4_for_paired_training(tree):
+    """DIV2K_train_LR_bicubic/X<s>/<name>x<s>.png, as DIV2K made them: MATLAB's imresize."""
+    import torch
+
+    from ipe_lightning.data.matlab_resize import imresize_matlab_uint8
+
+    lr_root = tree / "DIV2K" / "DIV2K_train_LR_bicubic"
+    assert sorted(p.name for p in lr_root.iterdir()) == ["X2", "X3", "X4"]
+    for hr_path in DIV2K(tree).train_images():
+        hr = torch.from_numpy(pixels(hr_path).copy()).permute(2, 0, 1)
+        for scale in (2, 3, 4):
+            lr_path = lr_root / f"X{scale}" / f"{hr_path.stem}x{scale}.png"
+            expected = imresize_matlab_uint8(hr, size=(96 // scale, 96 // scale))
+            assert pixels(lr_path).shape == (96 // scale, 96 // scale, 3), lr_path
+            np.testing.assert_array_equal(pixels(lr_path), expected.permute(1, 2, 0).numpy())
+            pillow = Image.fromarray(pixels(hr_path)).resize((96 // scale,) * 2, Image.BICUBIC)
+            assert not np.array_equal(pixels(lr_path), np.asarray(pillow))  # not Pillow's
+
+
 @pytest.mark.parametrize("subdir", list(BENCHMARK_IMAGES))
 def test_each_benchmark_has_its_images_at_odd_sizes_with_paired_lr(tree, subdir):
     source = Benchmark(tree, subdir)

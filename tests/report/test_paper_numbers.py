@@ -29,8 +29,8 @@ def test_every_row_of_the_paper_sweeps_finds_its_paper_numbers():
             if count is None:  # Table 3: U(1,8) rows stop at x6, U(1,16) rows go to x12
                 count_here = 4 if "U(1,8)" in row.spec.group else 5
                 assert found == count_here, (name, row.spec.label)
-            elif row.spec.kind == "paper":  # fixed-scale baselines: x2, x3, x4 per set
-                assert found == count * 3 // 8 if name == "table1" else found == 12, row.spec.label
+            elif "train_scales" in row.spec.paper:  # one model per scale: its scale in each set
+                assert found == (1 if name == "table1" else 4), row.spec.label
             else:
                 assert found == count, (name, row.spec.label)
 

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from ipe_lightning.report.plots import (
+    PAPER_LABEL,
     draw_psnr_gain,
     gain_curves,
     gain_series,
@@ -72,11 +73,10 @@ def test_the_papers_curve_is_dashed_where_the_paper_has_the_row(table4, table4_r
     assert l10[2.0] == pytest.approx(34.72 - 31.01)  # Table 4 L = 10 minus Table 1 bicubic
     assert l10[30.0] == pytest.approx(20.51 - 19.43)
     figure = draw_psnr_gain(table4, table4_results)
-    paper = [line for line in figure.axes[0].get_lines() if line.get_label().endswith("(paper)")]
-    assert len(paper) == 2 and all(line.get_linestyle() == "--" for line in paper)
-    assert {text.get_text() for text in figure.axes[0].get_legend().get_texts()} >= {
-        "IPE-LIIF: L = 10 (ours, default) (paper)"
-    }
+    paper = [line for line in figure.axes[0].get_lines() if line.get_label() == PAPER_LABEL]
+    assert len(paper) == 2 and all(line.get_linestyle() == ":" for line in paper)
+    texts = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert texts.count(PAPER_LABEL) == 1 and texts[-1] == PAPER_LABEL  # one entry, last
 
 
 def test_a_debug_run_says_so_on_the_plot(table4, table4_results):
@@ -101,24 +101,30 @@ def test_the_legend_sits_right_of_the_panels_not_over_the_curves(table4):
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
     (legend,) = [axis.get_legend() for axis in figure.axes if axis.get_legend()]
-    assert len(legend.get_texts()) == 14  # our 7 curves and the paper's 7
+    assert len(legend.get_texts()) == 8  # our 7 curves and one for all the paper's
     box = legend.get_window_extent(renderer)
     assert not any(box.overlaps(axis.get_window_extent(renderer)) for axis in figure.axes)
     assert figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1, "the legend is not cut off"
 
 
-def test_each_paper_curve_has_its_variants_colour_and_marker_dashed_and_thinner(table4):
+def test_the_papers_curves_share_one_style_in_their_variants_colour(table4):
+    """Seven paper curves in one band: one style for all (dotted, thinner, a dash for a marker)
+    so that ours stand out, each in its variant's colour, one legend entry for all."""
     axis = draw_psnr_gain(table4, seven_with_seeds()).axes[0]
-    ours = {c.get_label().split(" (n = ")[0]: c.lines[0] for c in axis.containers}
-    paper = {line.get_label().removesuffix(" (paper)"): line for line in axis.get_lines()}
-    paper = {label: line for label, line in paper.items() if label in ours}
-    assert len(paper) == 7
-    assert len({line.get_color() for line in ours.values()}) == 7
-    for label, line in paper.items():
-        assert line.get_color() == ours[label].get_color()
-        assert line.get_marker() == ours[label].get_marker()
-        assert line.get_linestyle() == "--"
-        assert line.get_linewidth() < ours[label].get_linewidth()
+    ours = {c.lines[0].get_color(): c.lines[0] for c in axis.containers}
+    paper = [line for line in axis.get_lines() if line.get_label() == PAPER_LABEL]
+    assert len(paper) == 7 and len(ours) == 7
+    assert {line.get_color() for line in paper} == set(ours)
+    assert {(line.get_linestyle(), line.get_marker()) for line in paper} == {(":", "_")}
+    assert all(line.get_linewidth() < ours[line.get_color()].get_linewidth() for line in paper)
+
+
+def test_a_label_that_names_its_group_is_not_prefixed_with_it_again():
+    from ipe_lightning.report.plots import _series_label
+
+    assert _series_label("EDSR-baseline", "EDSR-baseline-MetaSR") == "EDSR-baseline-MetaSR"
+    assert _series_label("IPE-LIIF", "L = 4") == "IPE-LIIF: L = 4"
+    assert _series_label("", "LIIF") == "LIIF"
 
 
 def test_equal_curves_stay_apart_with_small_caps_on_their_error_bars(table4):

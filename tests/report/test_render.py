@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 
@@ -38,13 +39,14 @@ def test_failed_interrupted_and_missing_jobs_are_shown_in_every_format(table4):
     assert lines["table4_ipe_liif_l16"]["div2k/x2/psnr"] == ""
     assert lines["table4_ipe_liif_l16"]["div2k/x2/psnr/paper"] == "34.72"
     latex = render_latex(table4)
-    assert "L = 16 --- MISSING" in latex
-    assert "\\textit{failed}" in latex and "\\textit{missing}" in latex
+    assert "L = 16 & \\multicolumn{6}{c}{\\textit{missing}} \\\\" in latex  # said once
+    assert "\\multicolumn{6}{c}{\\textit{failed}}" in latex
 
 
 def test_our_best_value_per_column_is_bold_ties_included(table4):
     latex = render_latex(table4)
-    assert "\\textbf{34.75} {\\scriptsize(34.72, $+0.03$)}" in latex
+    assert "\\textbf{34.75} & " in latex
+    assert "\\quad{\\scriptsize paper} & {\\scriptsize 34.72} & " in latex  # the paper's, under it
     assert "\\textbf{34.70}" not in latex
     assert render_markdown(table4).count("**20.50**") == 2
 
@@ -75,9 +77,9 @@ def test_latex_is_booktabs_with_grouped_columns_and_pdflatex_safe_text(table4):
         "\\cmidrule(lr){5-7}",
         "\\multicolumn{3}{c}{In-distribution}",
         "\\multicolumn{3}{c}{Out-of-distribution}",
-        "\\begin{tabular}{lcccccc}",
+        "\\begin{tabular}{@{}lcccccc@{}}",
         "$\\times30$",
-        "\\multicolumn{7}{l}{\\textit{IPE-LIIF}}",
+        "\\multicolumn{7}{@{}l}{\\textit{IPE-LIIF}}",
     ):
         assert command in latex, command
     assert "$-$ skip" in latex  # the paper's "− skip", in ASCII LaTeX
@@ -89,7 +91,8 @@ def test_psnr_ssim_tables_show_both_metrics_with_both_differences():
     results = {"table1_rdn_ipe_liif": finished({2: 34.70, 3: 31.0}, ssim=0.9700)}
     markdown = render_markdown(build_table(layout, results, PAPER))
     assert "**34.70** / **0.9700** (35.04 / 0.9694, Δ -0.34 / +0.0006)" in markdown
-    assert "EDSR-baseline (one model per scale) (paper only)" in markdown
+    x2_only = "| EDSR-baseline ×2 (one model per scale) — MISSING | *missing* (34.55 / 0.9671) |"
+    assert x2_only + " *missing* |" in markdown  # the paper's number at x2 only
 
 
 def test_per_axis_scales_are_labelled_per_axis():
@@ -105,14 +108,43 @@ def test_per_axis_scales_are_labelled_per_axis():
 
 def test_latex_says_what_it_needs_has_a_label_and_no_doubled_table_number(table4):
     latex = render_latex(table4)
-    assert "\\usepackage{booktabs}" in latex and "\\usepackage{graphicx}" in latex
+    assert "\\usepackage{booktabs}" in latex
     assert "\\label{tab:table4}" in latex
     caption = next(line for line in latex.splitlines() if line.startswith("\\caption{"))
     assert caption.startswith("\\caption{ablation (EDSR-baseline") and "Table 4" not in caption
 
 
+def test_latex_keeps_the_text_size_of_a_paper_and_a_caption_of_one_line(table4):
+    """No \\resizebox (which shrank the text to ~5 pt): a paper's \\small, and the legend in
+    notes under the table instead of a caption of 7-8 lines."""
+    latex = render_latex(table4)
+    assert "resizebox" not in latex and "\\small" in latex
+    (caption,) = [line for line in latex.splitlines() if line.startswith("\\caption{")]
+    assert len(caption) < 100
+    assert "Bold: our best per column" in latex.split("\\end{tabular}")[-1]  # in the notes
+
+
+def test_a_wide_table_is_stacked_in_tabulars_that_fit_a_page():
+    """Table 2 (four benchmarks in and out of distribution, PSNR / SSIM: 20 columns) becomes one
+    tabular per benchmark, in- and out-of-distribution side by side."""
+    from ipe_lightning.report.render import PANEL_COLUMNS, latex_panels
+
+    layout = load_sweep("table2").layout
+    results = {"table2_rdn_liif": finished({2: 30.0})}
+    table = build_table(layout, results, PAPER)
+    panels = latex_panels(table)
+    assert [[group.set for group in panel] for panel in panels] == [
+        [name, name] for name in ("set5", "set14", "b100", "urban100")
+    ]
+    latex = render_latex(table)
+    assert latex.count("\\begin{tabular}") == 4 and latex.count("\\begin{table*}") == 1
+    specs = re.findall(r"\\begin\{tabular\}\{@\{\}(l c*)@\{\}\}".replace(" ", ""), latex)
+    assert specs == ["lccccc"] * 4 and PANEL_COLUMNS[2] >= 5  # label + 5 columns each
+    assert "\\scriptsize" in latex
+
+
 LATEX_DOCUMENT = (
-    "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+    "\\documentclass{article}\n\\usepackage{booktabs}\n"
     "\\begin{document}\n\\input{%s}\n\\input{%s}\nSee Table~\\ref{tab:table4}.\n\\end{document}\n"
 )
 

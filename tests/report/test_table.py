@@ -54,8 +54,12 @@ def test_psnr_ssim_tables_hold_both_metrics_with_both_differences():
     cell = row_of(table, "table1_rdn_ipe_liif").cells[0]  # paper: 35.04 / 0.9694
     assert cell.paper == {"psnr": 35.04, "ssim": 0.9694}
     assert cell.diff("psnr") == pytest.approx(-0.34) and cell.diff("ssim") == pytest.approx(6e-4)
-    paper_only = next(r for r in table.rows if r.spec.kind == "paper" and "EDSR" in r.spec.label)
-    assert [c.paper.get("psnr") for c in paper_only.cells][:4] == [34.55, 30.90, 28.94, None]
+    one_per_scale = [row_of(table, f"table1_edsr_baseline_x{s}") for s in (2, 3, 4)]
+    assert [[c.paper.get("psnr") for c in r.cells][:4] for r in one_per_scale] == [
+        [34.55, None, None, None],
+        [None, 30.90, None, None],
+        [None, None, 28.94, None],
+    ]
 
 
 def test_results_of_variants_the_layout_does_not_list_are_appended():

@@ -40,16 +40,19 @@ def as_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def tile_of(panel: np.ndarray, index: int, size: tuple[int, int], debug=None) -> np.ndarray:
+    """The ``index``-th tile of a panel of ``size`` crops, shrunk back to the crop's pixels."""
     zoom, header, _ = panel_geometry(size[1], debug)
     height, width = size[0] * zoom, size[1] * zoom
     left = index * (width + SEPARATOR)
-    return panel[header : header + height, left : left + width]
+    tile = panel[header : header + height, left : left + width]
+    np.testing.assert_array_equal(tile, tile[::zoom, ::zoom].repeat(zoom, 0).repeat(zoom, 1))
+    return tile[::zoom, ::zoom]
 
 
 def test_the_tiles_are_lr_nearest_bicubic_sr_hr_of_the_central_crop():
     example = images()
     panel = example_panel({**example, "loader": "set5/x2", "name": "bird"}, crop=96)
-    assert panel.dtype == np.uint8 and panel.shape[1] == 4 * 96 + 3 * SEPARATOR
+    assert panel.dtype == np.uint8 and panel.shape[1] == 4 * 192 + 3 * SEPARATOR  # shown at x2
     top, left = (120 - 96) // 2, (100 - 96) // 2
     lr_nearest = example["lr"].repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
     for index, image in enumerate([lr_nearest, example["bicubic"], example["sr"], example["hr"]]):
@@ -59,15 +62,16 @@ def test_the_tiles_are_lr_nearest_bicubic_sr_hr_of_the_central_crop():
 
 def test_tiles_are_separated_and_labelled_under_each_tile():
     panel = example_panel({**images(), "loader": "set5/x2", "name": "bird"}, crop=96)
-    _, header, footer = panel_geometry(96)
+    zoom, header, footer = panel_geometry(96)
+    side = 96 * zoom
     for index in range(3):  # the gaps between tiles are background, top to bottom
-        gap = panel[header : header + 96, (index + 1) * 96 + index * SEPARATOR][:, None]
+        gap = panel[header : header + side, (index + 1) * side + index * SEPARATOR][:, None]
         assert (gap == np.array(BACKGROUND, dtype=np.uint8)).all()
-        assert gap.shape[0] == 96
-    below = panel[header + 96 :]
+        assert gap.shape[0] == side
+    below = panel[header + side :]
     assert below.shape[0] == footer
     for index in range(4):  # text (dark pixels) under every tile
-        columns = below[:, index * (96 + SEPARATOR) : index * (96 + SEPARATOR) + 96]
+        columns = below[:, index * (side + SEPARATOR) : index * (side + SEPARATOR) + side]
         assert (columns.min(axis=-1) < 100).sum() > 20
 
 
@@ -97,9 +101,8 @@ def test_the_crop_position_and_size_are_configurable():
     )
     # narrow crops are enlarged (nearest) so their labels fit
     zoom, _, _ = panel_geometry(40)
-    assert zoom == 3
-    enlarged = as_uint8(tiles[1]).repeat(zoom, axis=0).repeat(zoom, axis=1)
-    np.testing.assert_array_equal(tile_of(panel, 1, (40, 40)), enlarged)
+    assert zoom == 5  # 200 px: at least MIN_TILE
+    np.testing.assert_array_equal(tile_of(panel, 1, (40, 40)), as_uint8(tiles[1]))
 
 
 def test_an_image_smaller_than_the_crop_is_shown_whole():
@@ -131,8 +134,8 @@ def test_the_psnr_under_a_tile_is_that_of_the_crop(monkeypatch):
     example_panel({**example, "loader": "set5/x2", "name": "bird"}, crop=96, channel="y")
     tiles, _ = example_tiles(example, crop=96)
     sr_psnr = float(psnr_per_image(tiles[2], tiles[3], shave=0, channel="y")[0])
-    assert f"×2 {sr_psnr:.2f} dB" in written
-    assert "×2 reference" in written  # under HR
+    assert f"PSNR {sr_psnr:.2f} dB" in written
+    assert "reference" in written  # under HR
     assert {"LR (nearest)", "bicubic", "SR", "HR"} <= set(written)
 
 
@@ -173,7 +176,7 @@ def test_the_first_images_of_each_loader_are_written_and_logged(tmp_path):
         {"loader": "set5/x3", "name": "baby", **images(seed=1)}, 64, channel="y", debug="tiny"
     )
     np.testing.assert_array_equal(written, expected)
-    assert logger.logged[0] == ("examples/set5/x2", ["bird: LR | bicubic | SR | HR"])
+    assert logger.logged[0] == ("examples/set5/x2", ["SR, bird: LR | bicubic | SR | HR"])
     assert len(logger.logged) == 4
 
 
@@ -213,3 +216,46 @@ def test_panels_and_saved_outputs_use_the_one_conversion():
     from ipe_lightning.runtime import examples, outputs
 
     assert examples.to_uint8 is to_uint8 and outputs.to_uint8 is to_uint8
+
+
+def test_a_panel_is_legible_at_a_glance_and_names_model_scale_image_and_psnr(monkeypatch):
+    """Text at least 16 px, tiles at least 192 px, and a title that says what the panel shows
+    wherever it is copied to."""
+    from ipe_lightning.runtime import examples
+
+    written = []
+    real_draw = examples.ImageDraw.Draw
+
+    def recording_draw(image):
+        drawer = real_draw(image)
+        original = drawer.text
+        drawer.text = lambda xy, content, **kw: (
+            written.append(content) or original(xy, content, **kw)
+        )
+        return drawer
+
+    monkeypatch.setattr(examples.ImageDraw, "Draw", recording_draw)
+    example = {**images(), "loader": "div2k/x4", "name": "0801"}
+    panel = example_panel(example, crop=96, model="ipe_liif")
+    assert written[0] == "ipe_liif · div2k ×4 · 0801"
+    assert sum(text.startswith("PSNR ") for text in written) == 3  # LR, bicubic, SR
+    assert examples.label_font().size >= 16
+    zoom, header, _ = panel_geometry(96)
+    assert 96 * zoom >= 192 and panel.shape[1] >= 4 * 192
+    title = panel[:header]
+    dark_rows = np.flatnonzero((title.min(axis=-1) < 100).any(axis=1))
+    assert dark_rows.max() - dark_rows.min() >= 12  # the letters themselves, not 9 px text
+
+
+def test_the_panels_of_a_test_name_the_model_tested(tmp_path):
+    trainer = SimpleNamespace(is_global_zero=True, loggers=[ImageLogger()])
+    module = SimpleNamespace(hparams={"model_name": "liif"})
+    callback = ExampleImages(str(tmp_path), num_examples=1, crop=32)
+    callback.on_test_epoch_start(trainer, module)
+    outputs = {"loader": "set5/x2", "name": "bird", **images()}
+    callback.on_test_batch_end(trainer, module, outputs, {"channel": "rgb"}, 0, 0)
+    callback.on_test_epoch_end(trainer, module)
+    written = np.array(Image.open(tmp_path / "set5_x2_bird.png"))
+    expected = example_panel({**outputs}, 32, channel="rgb", model="liif")
+    np.testing.assert_array_equal(written, expected)
+    assert trainer.loggers[0].logged[0][1] == ["liif, bird: LR | bicubic | SR | HR"]

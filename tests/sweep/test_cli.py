@@ -153,8 +153,9 @@ def test_list_prints_every_sweep_with_its_jobs(capsys):
     ]
     headers = [line.split(" ")[0] for line in lines if not line.startswith(" ")]
     assert headers == ["paper", "table1", "table1_lte", "table2", "table3", "table4"]
-    # paper: the four tables' 28 rows; table1_lte: Table 1's 6 plus 4 LTE rows
-    assert len(lines) == 6 + 28 + 6 + 10 + 3 + 12 + 7
+    # paper: the four tables' 36 rows; table1: 6 arbitrary-scale rows, 3 of one model per scale
+    # and 2 resampling rows; table1_lte: Table 1's 6 arbitrary-scale rows plus 4 LTE rows
+    assert len(lines) == 6 + 36 + 11 + 10 + 6 + 12 + 7
 
 
 def test_the_end_of_a_sweep_prints_its_table_for_the_log(tmp_path, capsys):
@@ -217,6 +218,7 @@ def test_the_dry_run_prints_the_plan(tmp_path, capsys):
         plan = make_plan(hydra, load_sweep("table4"), overrides, sweep_dir)
     assert printed == f"{plan}\n"
     assert printed.splitlines()[-1] == "[sweep] 7 to train, 0 to evaluate only, 0 finished"
+    assert plan.store.root == tmp_path / "runs"  # beside the sweep, not in the working directory
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.steps = ()
 

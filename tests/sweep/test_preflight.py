@@ -51,3 +51,19 @@ def test_the_tiny_tree_passes_and_a_missing_paired_lr_file_does_not(tiny_data_ro
         jobs = {"liif": ["experiment=table4_liif", "debug=tiny", f"data.root={broken}"]}
         (problem,) = preflight(hydra, jobs).values()
     assert lr_files[0].name in problem or "LR" in problem
+
+
+def test_a_fixed_scale_row_without_its_training_lr_folder_fails_the_preflight(
+    tiny_data_root, tmp_path
+):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_data_root, broken)
+    shutil.rmtree(broken / "DIV2K" / "DIV2K_train_LR_bicubic" / "X3")
+    job = ["experiment=table1_edsr_baseline_x3", "debug=tiny"]
+    with hydra_session(REPO_CONF_DIR) as hydra:
+        assert preflight(hydra, {"x3": [*job, f"data.root={tiny_data_root}"]}) == {}
+        (problem,) = preflight(hydra, {"x3": [*job, f"data.root={broken}"]}).values()
+    assert problem.startswith("DatasetNotFoundError: x3 LR folder of training images"), problem
+    assert str(broken / "DIV2K" / "DIV2K_train_LR_bicubic" / "X3") in problem

@@ -22,7 +22,9 @@ from tests.sweep.support import SLOW, run_sweep, sweep_command, sweep_env, write
 
 pytestmark = pytest.mark.slow
 
-PAPER_SWEEP_JOBS = {"table1": 6, "table2": 3, "table3": 12, "table4": 7}
+PAPER_SWEEP_JOBS = {"table1": 11, "table2": 6, "table3": 12, "table4": 7}
+# rows the paper does not have: Table 1's x4 model resized to every scale
+NO_PAPER_ROW = {"table1_edsr_baseline_x4_bicubic", "table1_edsr_baseline_x4_lanczos"}
 
 
 def output(result: subprocess.CompletedProcess) -> str:
@@ -67,7 +69,7 @@ def test_tiny_variant_of_each_paper_sweep_fills_every_row(
         assert row["status"] == "finished", (variant, row["note"])
         measured = [k for k, v in row.items() if k.endswith(("/psnr", "/ssim")) and v]
         paper = [k for k, v in row.items() if k.endswith("/paper") and v]
-        assert measured and paper, variant
+        assert measured and (paper or variant in NO_PAPER_ROW), variant
     markdown = (sweep_dir / "table.md").read_text()
     assert "MISSING" not in markdown and "FAILED" not in markdown
     assert "| Bicubic | " in markdown and (sweep_dir / "psnr_vs_scale.png").stat().st_size > 0

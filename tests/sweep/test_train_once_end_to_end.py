@@ -1,5 +1,5 @@
-"""Train once, evaluate everywhere (real sweeps on the tiny tree): the paper's 28 trained rows are
-23 trainings, and a model two tables list is trained once."""
+"""Train once, evaluate everywhere (real sweeps on the tiny tree): the paper's 34 trained rows and
+Table 1's 2 resampling rows are 29 trainings, and a model two tables list is trained once."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ SHARED = {  # the row that evaluates -> the Table 1 row whose training it is
     "table2_rdn_ipe_liif": "table1_rdn_ipe_liif",
     "table4_liif": "table1_edsr_baseline_liif",
     "table4_ipe_liif_l10": "table1_edsr_baseline_ipe_liif",
+    "table1_edsr_baseline_x4_bicubic": "table1_edsr_baseline_x4",
+    "table1_edsr_baseline_x4_lanczos": "table1_edsr_baseline_x4",
 }
 
 
@@ -32,7 +34,7 @@ def steps(output: str) -> dict[str, str]:
     return found
 
 
-def test_the_paper_sweep_plans_23_trainings_and_5_evaluations(tiny_data_root, tmp_path, capsys):
+def test_the_paper_sweep_plans_29_trainings_and_7_evaluations(tiny_data_root, tmp_path, capsys):
     arguments = [
         "paper",
         "debug=tiny",
@@ -45,14 +47,14 @@ def test_the_paper_sweep_plans_23_trainings_and_5_evaluations(tiny_data_root, tm
     assert main(arguments) == 0
     out = capsys.readouterr().out
     planned = steps(out)
-    assert len(planned) == 28
-    assert sum(step == "train" for step in planned.values()) == 23
+    assert len(planned) == 36
+    assert sum(step == "train" for step in planned.values()) == 29
     assert {job for job, step in planned.items() if step == "reuse+evaluate"} == set(SHARED)
     for job, source in SHARED.items():
         line = next(line for line in out.splitlines() if line.startswith(f"[sweep]   {job} "))
         assert f"evaluates {source}'s training" in line
         assert f"ckpt_path={tmp_path / 'paper' / source}/checkpoints/last.ckpt" in out
-    assert "[sweep] 23 to train, 5 to evaluate only, 0 finished" in out.splitlines()
+    assert "[sweep] 29 to train, 7 to evaluate only, 0 finished" in out.splitlines()
     assert not (tmp_path / "paper").exists() and not (tmp_path / "store").exists()
 
 
