@@ -121,9 +121,11 @@ def describe(error: BaseException) -> str:
 
 
 def traceback_tail(error: BaseException, lines: int = TRACEBACK_LINES) -> str:
-    """The last ``lines`` lines of ``error``'s formatted traceback (with its causes)."""
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    """``error``'s traceback: its header, the last ``lines`` lines of its frames (those nearest the
+    error) and its whole message, however long the message is."""
+    frames = "".join(traceback.format_tb(error.__traceback__)).rstrip().splitlines()
+    message = "".join(traceback.format_exception_only(type(error), error)).rstrip()
+    return "\n".join(["Traceback (most recent call last):", *frames[-lines:], message])
 
 
 class MissingFileError(UserError, FileNotFoundError):

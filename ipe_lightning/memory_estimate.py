@@ -89,20 +89,51 @@ class MemoryEstimate:
         return self.conversion
 
 
+def _tensor_bytes(value: object) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, tuple | list):
+        return sum(_tensor_bytes(item) for item in value)
+    return 0
+
+
+def _largest_block(blocks: nn.ModuleList, call: Callable[[], object]) -> int:
+    """Bytes of a block's input and of every output of the modules inside it, the largest over
+    ``blocks`` while ``call()`` runs: what a grid decoder's block holds at once per query chunk (an
+    upper bound; its largest single activation is about half of it)."""
+    largest, running = 0, 0
+
+    def start(module, inputs) -> None:
+        nonlocal running
+        running = _tensor_bytes(inputs)
+
+    def add(module, inputs, output) -> None:
+        nonlocal running
+        running += _tensor_bytes(output)
+
+    def end(module, inputs, output) -> None:
+        nonlocal largest
+        largest = max(largest, running)
+
+    handles = [block.register_forward_pre_hook(start) for block in blocks]
+    handles += [m.register_forward_hook(add) for block in blocks for m in block.modules()]
+    handles += [block.register_forward_hook(end) for block in blocks]
+    try:
+        with torch.no_grad():
+            call()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return largest
+
+
 def _largest_activation(net: nn.Module, call: Callable[[], object]) -> int:
     """Bytes of the largest (inputs + output) of one module call while ``call()`` runs."""
     largest = 0
 
-    def tensor_bytes(value: object) -> int:
-        if isinstance(value, torch.Tensor):
-            return value.numel() * value.element_size()
-        if isinstance(value, tuple | list):
-            return sum(tensor_bytes(item) for item in value)
-        return 0
-
     def hook(module, inputs, output) -> None:
         nonlocal largest
-        largest = max(largest, tensor_bytes(inputs) + tensor_bytes(output))
+        largest = max(largest, _tensor_bytes(inputs) + _tensor_bytes(output))
 
     handles = [module.register_forward_hook(hook) for module in net.modules()]
     try:
@@ -148,6 +179,8 @@ def _probe_costs(net: ImplicitSR | GridSR, device: torch.device) -> _PerUnitCost
             found["rgb"] = net.query_grid(grid, coord, cell)
 
     query_bytes = max(_largest_activation(net, query), 2 * coord.numel() * 4 + 3 * 4)
+    if isinstance(net, GridSR):
+        query_bytes = max(query_bytes, _largest_block(net.blocks, query))
     return _PerUnitCosts(
         encoder_per_pixel=(activation + feat_bytes) / pixels,
         tables_per_position=table_bytes / pixels,

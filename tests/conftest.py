@@ -65,3 +65,33 @@ def _decode_layout_not_calibrated():
         del os.environ[decode_calibration.SWITCH_VARIABLE]
     else:
         os.environ[decode_calibration.SWITCH_VARIABLE] = saved
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory) -> Path:
+    """``DIV2K/`` and ``benchmark/`` in the distributed layout, tiny (``data/tiny_tree.py``)."""
+    from ipe_lightning.data.tiny_tree import write_tiny_datasets
+
+    return write_tiny_datasets(tmp_path_factory.mktemp("tiny_data"))
+
+
+@pytest.fixture(scope="session")
+def decoded_cache(tmp_path_factory) -> Path:
+    """One decoded-image cache for every sweep of the session (the images do not change)."""
+    return tmp_path_factory.mktemp("decoded_cache")
+
+
+@pytest.fixture(scope="session")
+def finished_table4_sweep(tiny_data_root, decoded_cache, tmp_path_factory) -> Path:
+    """A finished ``debug=tiny`` Table 4 sweep (``sweep.py`` as a process, 7 tiny trainings), run
+    once per session: the sweep tests check its rows, the docs tests run report, figure, test and
+    predict commands on it."""
+    from tests.sweep.support import run_sweep
+
+    work = tmp_path_factory.mktemp("table4_sweep")
+    sweep_dir = work / "table4"
+    arguments = ["table4", "debug=tiny", f"data.root={tiny_data_root}"]
+    arguments += [f"data.cache_dir={decoded_cache}", "data.num_workers=0"]
+    result = run_sweep([*arguments, "--sweep-dir", str(sweep_dir)], cwd=work, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return sweep_dir

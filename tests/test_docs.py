@@ -50,11 +50,9 @@ import importlib
 import importlib.util
 import inspect
 import io
-import os
 import re
 import runpy
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -249,12 +247,14 @@ PLANNED_SWEEPS = distinct(SWEEP_RUNS, plan_shape)
 BENCH_COMMANDS = of_kind("python", "-m", "ipe_lightning.bench")
 TINY_TREE_COMMANDS = of_kind("python", "-m", TINY_TREE_MODULE)
 MAKE_COMMANDS = of_kind("make")
+DOWNLOAD_COMMANDS = of_kind("python", "-m", "ipe_lightning.data.download")
 
 
 def test_the_rule_finds_the_documented_commands():
     """Every ``python`` or ``make`` command the rule finds is of a kind this file knows how to run,
     and the main ones are there."""
     known = RUN_COMMANDS + SWEEP_COMMANDS + BENCH_COMMANDS + TINY_TREE_COMMANDS + MAKE_COMMANDS
+    known += DOWNLOAD_COMMANDS
     known_argv = {c.argv for c in known}
     strays = [f"{c.where}: {c.text}" for c in COMMANDS if c.argv not in known_argv]
     assert not strays, "commands of no known kind:\n" + "\n".join(strays)
@@ -504,6 +504,16 @@ def test_tiny_tree_commands_run(command, places, monkeypatch, capsys):
     assert (root / "DIV2K" / "DIV2K_valid_HR").is_dir()
 
 
+@pytest.mark.parametrize("command", DOWNLOAD_COMMANDS, ids=ids(DOWNLOAD_COMMANDS))
+def test_download_commands_plan(command, places, capsys):
+    """Planned with ``--dry-run`` (no test touches the network; the download itself is tested
+    against a loopback server in tests/data/test_download.py)."""
+    from ipe_lightning.data import download
+
+    assert download.main([*places.substitute(command.argv[3:]), "--dry-run"]) == 0
+    assert "plan into" in capsys.readouterr().out
+
+
 def makefile_targets_and_variables() -> tuple[set[str], set[str]]:
     text = (REPO / "Makefile").read_text()
     targets = set(re.findall(r"^([a-z][a-z-]*):", text, flags=re.MULTILINE))
@@ -536,41 +546,12 @@ def test_python_blocks_run_as_written(source, places):
 # ---------------------------------------------------------------- the slow suite: for real
 
 
-def python_process(argv: list[str], env: dict[str, str], cwd: Path, timeout: int = 600):
-    environment = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", **env}
-    return subprocess.run(
-        [sys.executable, *argv],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture(scope="session")
-def tiny_tree(tmp_path_factory) -> Path:
-    from ipe_lightning.data.tiny_tree import write_tiny_datasets
-
-    return Path(write_tiny_datasets(tmp_path_factory.mktemp("docs_tiny")))
-
-
-@pytest.fixture(scope="session")
-def finished_sweep(tiny_tree, tmp_path_factory) -> Path:
-    """A finished ``debug=tiny`` Table 4 sweep on the tiny tree."""
-    work = tmp_path_factory.mktemp("docs_sweep")
-    sweep_dir = work / "table4"
-    argv = ["sweep.py", "table4", "debug=tiny", f"data.root={tiny_tree}", "--sweep-dir"]
-    done = python_process([str(REPO / argv[0]), *argv[1:], str(sweep_dir)], {}, work, 1800)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return sweep_dir
-
-
 @pytest.fixture
-def real_places(places, tiny_tree, finished_sweep) -> Places:
-    places.tiny = tiny_tree
-    places.finished_sweep = finished_sweep
-    places.checkpoint = finished_sweep / "table4_ipe_liif_l10" / "checkpoints" / "last.ckpt"
+def real_places(places, tiny_data_root, finished_table4_sweep) -> Places:
+    """The session's tiny tree and finished Table 4 sweep (tests/conftest.py)."""
+    places.tiny = tiny_data_root
+    places.finished_sweep = finished_table4_sweep
+    places.checkpoint = finished_table4_sweep / "table4_ipe_liif_l10" / "checkpoints" / "last.ckpt"
     return places
 
 

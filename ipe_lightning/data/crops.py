@@ -4,7 +4,8 @@ One sample (LIIF ``SRImplicitDownsampled`` with ``inp_size`` set, and its ``augm
 
 1. ``s ~ U(scale_min, scale_max)``;
 2. an HR crop of side ``round(inp_size · s)`` at a uniform position;
-3. the LR: Pillow bicubic of the uint8 crop to ``inp_size x inp_size``;
+3. the LR: bicubic of the uint8 crop to ``inp_size x inp_size``, Pillow's or, with
+   ``degrade="matlab"``, MATLAB's (:mod:`ipe_lightning.data.degrade`);
 4. with probability 1/2 each, in this order and identically for LR and HR: reverse the rows,
    reverse the columns, transpose;
 5. ``sample_q`` HR pixels without replacement as queries: their LIIF centres (docs/method.md §1)
@@ -27,7 +28,7 @@ from torch.utils.data import Dataset
 
 from ipe_lightning.coords import coord_of_indices, make_cell
 from ipe_lightning.data.cache import CacheWriteError
-from ipe_lightning.data.degrade import resize_bicubic
+from ipe_lightning.data.degrade import lr_resize
 from ipe_lightning.data.images import DataWarning, ImageReader
 
 
@@ -107,6 +108,7 @@ def training_sample(
     scale_max: float = 4.0,
     sample_q: int | None = 2304,
     augment: bool = True,
+    degrade: str = "pillow",
 ) -> dict[str, torch.Tensor]:
     """One training sample from RGB uint8 ``hr (H, W, 3)`` (see the module docstring).
 
@@ -127,7 +129,7 @@ def training_sample(
     left = int(rng.integers(0, width - side + 1))
     hr_crop = np.ascontiguousarray(hr[top : top + side, left : left + side])
     # LIIF: the LR is made from the crop before augmenting, then both get the same flips.
-    lr = resize_bicubic(hr_crop, (inp_size, inp_size))
+    lr = lr_resize(degrade)(hr_crop, (inp_size, inp_size))
     flips = Augmentation.draw(rng) if augment else Augmentation()
     lr, hr_crop = flips.apply(lr), flips.apply(hr_crop)
     return {"lr": to_tensor_image(lr), **sample_queries(hr_crop, rng, sample_q)}
@@ -178,6 +180,7 @@ class TrainingPatches(Dataset):
         scale_max: float = 4.0,
         sample_q: int | None = 2304,
         augment: bool = True,
+        degrade: str = "pillow",
     ) -> None:
         if not paths:
             raise ValueError("TrainingPatches needs at least one image")
@@ -192,6 +195,7 @@ class TrainingPatches(Dataset):
             "scale_max": scale_max,
             "sample_q": sample_q,
             "augment": augment,
+            "degrade": degrade,
         }
 
     def __len__(self) -> int:

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from ipe_lightning.configs import plain
 from ipe_lightning.data.cache import DecodedCache
 from ipe_lightning.data.crops import TrainingPatches, images_fitting_crop
+from ipe_lightning.data.degrade import check_degrade
 from ipe_lightning.data.eval_sets import (
     EvalImages,
     EvalPair,
@@ -110,6 +111,7 @@ class SRDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
         scale: int | None = None,
         lr_dir: str | None = None,
+        degrade: str = "pillow",
     ) -> None:
         super().__init__()
         images = BundledPhotos() if images is None else require_source(images, "data.images")
@@ -144,6 +146,7 @@ class SRDataModule(pl.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.scale = _paired_scale(scale)
         self.lr_dir = lr_dir
+        self.degrade = check_degrade(degrade)
         self.train_paths: list[Path] = []
         self.val_paths: list[Path] = []
         self.train_pairs: list[EvalPair] = []  # paired training (``scale``): HR and LR files
@@ -327,6 +330,7 @@ class SRDataModule(pl.LightningDataModule):
             scale_max=self.scale_max,
             sample_q=self.sample_q,
             augment=augment,
+            degrade=self.degrade,
         )
 
     def _loader(self, dataset, batch_size: int, **kwargs: Any) -> DataLoader:

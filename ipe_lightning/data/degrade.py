@@ -9,7 +9,7 @@ Two resizes, chosen by name (:data:`DEGRADATIONS`, :func:`lr_resize`):
 - ``matlab``: MATLAB ``imresize(hr, [h w], 'bicubic')`` of the uint8 image
   (:mod:`ipe_lightning.data.matlab_resize`), the resize that made the DIV2K and benchmark LR files.
 
-They differ in about 15 % of the 8-bit values (docs/performance.md); torch's bicubic is a third,
+They differ in 11-19 % of the 8-bit values (docs/performance.md); torch's bicubic is a third,
 non-antialiased one and is not offered.
 """
 

@@ -116,7 +116,7 @@ class Progress:
 
 
 def _open(url: str, start: int, unreachable_hint: str) -> http.client.HTTPResponse:
-    headers = {"User-Agent": "ipe-lightning", "Range": f"bytes={start}-"} if start else {}
+    headers = {"User-Agent": "ipe-lightning", **({"Range": f"bytes={start}-"} if start else {})}
     try:
         return urllib.request.urlopen(
             urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S
@@ -222,9 +222,9 @@ def fetch(
     extraction), checked before the first byte is fetched. A ``dest`` already there is an
     earlier complete download.
     """
-    if dest.is_file():
+    if dest.is_file():  # renamed from .part only once it held every announced byte
         size = dest.stat().st_size
-        return Fetched(dest, size, _hash_of(dest, size).hexdigest(), size, announced=False)
+        return Fetched(dest, size, _hash_of(dest, size).hexdigest(), size, announced=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
     response = _open(url, have, unreachable_hint)

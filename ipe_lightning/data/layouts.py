@@ -23,7 +23,9 @@ from ipe_lightning.errors import UserError
 DIV2K_PLACES = ("DIV2K", "load/div2k", "div2k")
 BENCHMARK_PLACES = ("benchmark", "load/benchmark")
 
-DOWNLOAD_HINT = "To download both: python -m ipe_lightning.data.download div2k benchmarks --root <root>"
+DOWNLOAD_HINT = (
+    "To download both: python -m ipe_lightning.data.download div2k benchmarks --root <root>"
+)
 
 EXPECTED_LAYOUT = f"""\
 <root>/

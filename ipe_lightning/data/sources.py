@@ -22,7 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ipe_lightning.data import bundled
-from ipe_lightning.data.layouts import FOLDER_LAYOUT, require_images, require_root
+from ipe_lightning.data.layouts import (
+    FOLDER_LAYOUT,
+    benchmark_dir,
+    div2k_dir,
+    require_images,
+    require_root,
+)
 
 # The scales at which DIV2K and the benchmarks ship bicubic LR files (docs/method.md §4, §5).
 PAIRED_SCALES = (2, 3, 4)
@@ -112,19 +118,19 @@ class DIV2K(ImageSource):
         )
 
     def train_images(self) -> list[Path]:
-        folder = self._data_root() / "DIV2K" / "DIV2K_train_HR"
+        folder = div2k_dir(self._data_root()) / "DIV2K_train_HR"
         return require_images(folder, "DIV2K training HR")
 
     def val_images(self) -> list[Path]:
-        folder = self._data_root() / "DIV2K" / "DIV2K_valid_HR"
+        folder = div2k_dir(self._data_root()) / "DIV2K_valid_HR"
         return require_images(folder, "DIV2K validation HR")
 
     def test_images(self, set_name: str) -> list[Path]:
-        folder = _eval_root(self.root, set_name) / "DIV2K" / "DIV2K_valid_HR"
+        folder = div2k_dir(_eval_root(self.root, set_name)) / "DIV2K_valid_HR"
         return require_images(folder, f"DIV2K validation HR of eval set {set_name!r}")
 
     def lr_dir(self, scale: int) -> Path:
-        return Path(self.root).expanduser() / "DIV2K" / "DIV2K_valid_LR_bicubic" / f"X{scale}"
+        return div2k_dir(self.root) / "DIV2K_valid_LR_bicubic" / f"X{scale}"
 
 
 class Benchmark(ImageSource):
@@ -141,11 +147,11 @@ class Benchmark(ImageSource):
         self.what = f"the benchmark {subdir}"
 
     def test_images(self, set_name: str) -> list[Path]:
-        folder = _eval_root(self.root, set_name) / "benchmark" / self.subdir / "HR"
+        folder = benchmark_dir(_eval_root(self.root, set_name)) / self.subdir / "HR"
         return require_images(folder, f"{self.subdir} HR of eval set {set_name!r}")
 
     def lr_dir(self, scale: int) -> Path:
-        return Path(self.root).expanduser() / "benchmark" / self.subdir / "LR_bicubic" / f"X{scale}"
+        return benchmark_dir(self.root) / self.subdir / "LR_bicubic" / f"X{scale}"
 
 
 class ImageFolders(ImageSource):

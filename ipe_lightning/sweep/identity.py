@@ -39,6 +39,18 @@ DATA_NOT_TRAINING = (
     "val_first_k",
     "val_repeat",
 )
+# Data options added later, at the value every earlier training had: left out at that value, so the
+# recorded trainings keep their identity.
+DATA_DEFAULTS = {"degrade": "pillow"}
+
+
+def _trains(key: str, value: Any) -> bool:
+    """Whether a data option is part of what a training is (not where or how fast it reads)."""
+    if key in DATA_NOT_TRAINING:
+        return False
+    return not (key in DATA_DEFAULTS and value == DATA_DEFAULTS[key])
+
+
 # Parts named in the identity as configs first recorded them, so that trainings recorded then keep
 # their identity: the decoder part by its name (``impl: fast``), the data module by its class.
 DECODER_NAMES = {
@@ -85,7 +97,7 @@ def training_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     }
     return {  # resolved part by part: the rest (hydra.*, paths.*) may not resolve outside a run
         "net": _named_decoder(net),
-        "data": _named_data_module({k: plain(data[k]) for k in data if k not in DATA_NOT_TRAINING}),
+        "data": _named_data_module({k: plain(data[k]) for k in data if _trains(k, data[k])}),
         "optimizer": plain(cfg.get("optimizer")),
         "scheduler": plain(cfg.get("scheduler")),
         "trainer": {k: plain(trainer[k]) for k in trainer if k in TRAINER_TRAINING},

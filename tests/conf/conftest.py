@@ -1,4 +1,5 @@
-"""Fixtures of the config tests: the tiny DIV2K/benchmark tree and a plain folder of HR images."""
+"""Fixtures of the config tests: a plain folder of HR images (the tiny DIV2K/benchmark tree is the
+session's, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
-
-@pytest.fixture(scope="session")
-def tiny_data_root(tmp_path_factory) -> Path:
-    """``DIV2K/`` and ``benchmark/`` in the distributed layout, tiny (``data/tiny_tree.py``)."""
-    from ipe_lightning.data.tiny_tree import write_tiny_datasets
-
-    return write_tiny_datasets(tmp_path_factory.mktemp("tiny_data"))
 
 
 @pytest.fixture(scope="session")

@@ -137,7 +137,7 @@ def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
     httpd.served = served  # type: ignore[attr-defined]
     served.url = f"http://127.0.0.1:{httpd.server_address[1]}/files/"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield served
     httpd.shutdown()

@@ -1,3 +1,1 @@
-"""Fixtures of the figure tool's tests: the sweep tests' tiny data folders."""
-
-from tests.sweep.conftest import tiny_data_root  # noqa: F401  (a fixture, shared)
+"""Fixtures of the figure tool's tests: the tiny data tree is the session's (tests/conftest.py)."""

@@ -35,8 +35,11 @@ def test_every_preset_trains_and_tests_with_edsr_baseline(preset, tiny_hr_dir, t
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_trains_and_tests_with_rdn(preset, tiny_hr_dir, tmp_path):
+    """The RDN encoder in every head, shrunk to two blocks of two layers: the wiring is what is
+    tested (the full RDN's size: test_encoder_choice_composes_into_every_preset)."""
     overrides = [*tiny_overrides(tiny_hr_dir, tmp_path / "cache", "[2]"), f"model={preset}"]
-    record = run_in_process([*overrides, "model/encoder=rdn"], tmp_path / "run")
+    small = ["model.net.encoder.n_blocks=2", "model.net.encoder.n_layers=2"]
+    record = run_in_process([*overrides, "model/encoder=rdn", *small], tmp_path / "run")
     assert record["status"] == "finished"
     assert set(record["metrics"]) == {"folder/x2"}
 

@@ -40,6 +40,7 @@ def test_what_changes_the_weights_changes_the_identity(identity):
         ["trainer.max_epochs=3"],
         ["+trainer.accumulate_grad_batches=2"],
         ["data.scale_max=8"],
+        ["data.degrade=matlab"],
         ["data.batch_size=4"],
         ["model=ipe_liif"],
         ["model/encoder=rdn"],
