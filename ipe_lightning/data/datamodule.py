@@ -235,6 +235,13 @@ class SRDataModule(pl.LightningDataModule):
         lr_sizes = checked_pairs(sizes, lr_dir, self.scale, self.scan, what=what, setting=setting)
         return pairs_fitting_crop(lr_sizes, self.inp_size, what=what)
 
+    def check_headers(self, stage: str | None = None) -> None:
+        """:meth:`check` by image headers only, without the ``data.cache=false`` note: what a
+        sweep's preflight checks before its jobs (which decode the files) start."""
+        self.cache = False
+        self._said_header_only = True
+        self.check(stage)
+
     def check(self, stage: str | None = None) -> None:
         """Find every input problem now, with :meth:`scan` (each part checked once).
 

@@ -36,9 +36,7 @@ def check_job(hydra: Any, overrides: Sequence[str], checked: dict[str, str | Non
         if key not in checked:
             checked[key] = None
             try:
-                datamodule = instantiate(cfg.data)
-                datamodule.cache = False  # headers only: decoding is the job's
-                datamodule.check(stage)
+                instantiate(cfg.data).check_headers(stage)  # decoding is the job's
             except Exception as error:
                 checked[key] = one_line(error)
         return checked[key]
@@ -59,7 +57,10 @@ def passes_preflight(hydra: Any, jobs: Mapping[str, Sequence[str]]) -> bool:
 
     if not jobs:
         return True
-    print(f"[sweep] preflight: checking {len(jobs)} job(s) (skip it with --no-preflight)")
+    print(
+        f"[sweep] preflight: checking {len(jobs)} job(s), image files by their headers "
+        "(skip it with --no-preflight)"
+    )
     problems = preflight(hydra, jobs)
     for name, problem in problems.items():
         print(f"[sweep] preflight: {name}: {problem}", file=sys.stderr)

@@ -67,3 +67,23 @@ def test_a_fixed_scale_row_without_its_training_lr_folder_fails_the_preflight(
         (problem,) = preflight(hydra, {"x3": [*job, f"data.root={broken}"]}).values()
     assert problem.startswith("DatasetNotFoundError: x3 LR folder of training images"), problem
     assert str(broken / "DIV2K" / "DIV2K_train_LR_bicubic" / "X3") in problem
+
+
+def test_the_preflight_says_once_that_it_reads_headers_and_not_per_data_config(
+    tiny_data_root, capsys, caplog
+):
+    """Two data configs (Table 3's U(1,8) and U(1,16)) build two data modules: the note that only
+    headers are read is the preflight's one line, not the data module's ``data.cache=false``
+    note once per module (the user never set data.cache=false)."""
+    from ipe_lightning.sweep.preflight import passes_preflight
+
+    common = ["debug=tiny", "data.inp_size=6", f"data.root={tiny_data_root}"]
+    jobs = {
+        "u1_8": ["experiment=table3_u1_8_liif", *common],
+        "u1_16": ["experiment=table3_u1_16_liif", *common],
+    }
+    with hydra_session(REPO_CONF_DIR) as hydra:
+        assert passes_preflight(hydra, jobs)
+    printed = capsys.readouterr().out + caplog.text
+    assert "data.cache=false" not in printed
+    assert printed.count("by their headers") == 1
