@@ -182,14 +182,7 @@ class SRModule(pl.LightningModule):
         metric): what callbacks such as the example panels and ``per_image.csv`` use."""
         lr, hr = batch["lr"], batch["hr"]
         size = tuple(hr.shape[-2:])
-        sr = upsample(
-            self.net,
-            lr,
-            size=size,
-            max_queries=self.budget.max_queries,
-            tile=self.budget.tile,
-            resample=self.budget.resample,
-        )
+        sr = upsample(self.net, lr, size=size, **self.budget.options())
         bicubic = bicubic_upsample(lr, size)
         protocol = {"shave": batch["shave"], "channel": batch["channel"]}
         scores = {

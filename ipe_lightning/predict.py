@@ -189,16 +189,7 @@ def upsample_pixels(
     """Decoded uint8 ``(H, W, 3)`` pixels upsampled to a ``(1, 3, H', W')`` float image (copied
     into a tensor: decoded arrays may be read-only)."""
     image = torch.tensor(pixels).permute(2, 0, 1)[None].to(device, torch.float32) / 255
-    return upsample(
-        net,
-        image,
-        scale=scale,
-        size=size,
-        max_queries=budget.max_queries,
-        tile=budget.tile,
-        resample=budget.resample,
-        progress=interactive(),
-    )
+    return upsample(net, image, scale=scale, size=size, progress=interactive(), **budget.options())
 
 
 def report(summary: PredictionSummary) -> str:

@@ -157,6 +157,7 @@ def check_test(cfg: Any) -> None:
     """The ``test`` node: the query budget of whole-image upsampling and the example panels."""
     require_whole(cfg, "test.max_queries", 1)
     require_whole(cfg, "test.tile", 1, nullable=True)
+    require_whole(cfg, "test.grid_band", 1, nullable=True)
     require_whole(cfg, "test.num_examples", 0)
 
 

@@ -68,6 +68,7 @@ def test_an_evaluation_scale_out_of_range_is_refused_naming_eval_scales(override
         (["data.scale_max=nan"], "data.scale_max=nan: a finite number > 0"),
         (["test.tile=0"], "test.tile=0: a whole number >= 1 or null"),
         (["test.tile=-5"], "test.tile=-5: a whole number >= 1 or null"),
+        (["test.grid_band=0"], "test.grid_band=0: a whole number >= 1 or null"),
         (["test.max_queries=0"], "test.max_queries=0: a whole number >= 1"),
         (["eval.shave=-1"], "eval set 'sample': eval.shave=-1: a whole number of pixels >= 0"),
         (["eval.shave=edge"], "eval set 'sample': eval.shave=edge: a whole number of pixels"),

@@ -309,9 +309,7 @@ def figure_rows(
             for scale, item in items.items():
                 lr = item["lr"][None].to(device)
                 size = tuple(item["hr"].shape[-2:])
-                sr = upsample(
-                    network, lr, size=size, max_queries=budget.max_queries, tile=budget.tile
-                )
+                sr = upsample(network, lr, size=size, **budget.options())
                 outputs[scale][variant.label] = sr.cpu()
         del network
     name = next(iter(items.values()))["name"]

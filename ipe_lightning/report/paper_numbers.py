@@ -1,4 +1,6 @@
-"""The paper's numbers: ``paper_tables.csv`` (package data) and the lookup of one cell.
+"""The published numbers: the paper's (``paper_tables.csv``) and those of later methods the suite
+compares with (``srno_published.csv``: SRNO's, as table ``srno``), package data; and the lookup
+of one cell.
 
 One CSV line per published cell: ``table, dataset, encoder, method, variant, train_scales,
 scale, psnr, ssim`` (``ssim`` empty where the paper gives PSNR only). A table row names its paper
@@ -14,17 +16,21 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+PUBLISHED = ("paper_tables.csv", "srno_published.csv")
+
 
 def load_paper_numbers(path: str | None = None) -> list[dict[str, str]]:
-    """The paper's numbers, one dict per table cell (``paper_tables.csv``, shipped as package
-    data; a ``path`` reads another file of the same columns)."""
+    """The published numbers, one dict per table cell (the files of :data:`PUBLISHED`, shipped
+    as package data; a ``path`` reads another file of the same columns). Columns beyond those
+    above (a ``source``) are kept and unused."""
     if path is not None:
         with open(path, newline="") as handle:
             return list(csv.DictReader(handle))
-    text = (
-        importlib.resources.files("ipe_lightning") / "resources" / "paper_tables.csv"
-    ).read_text()
-    return list(csv.DictReader(io.StringIO(text)))
+    resources = importlib.resources.files("ipe_lightning") / "resources"
+    rows: list[dict[str, str]] = []
+    for name in PUBLISHED:
+        rows += csv.DictReader(io.StringIO((resources / name).read_text()))
+    return rows
 
 
 def paper_cell(

@@ -6,7 +6,13 @@ from ipe_lightning.bench.__main__ import available, main
 
 
 def test_dispatcher_lists_benchmarks_and_rejects_unknown_ones(capsys):
-    assert available() == ["data", "decode", "degrade", "memory", "train"]  # roofline is decode's helper
+    assert available() == [
+        "data",
+        "decode",
+        "degrade",
+        "memory",
+        "train",
+    ]  # roofline is decode's helper
     assert main([]) == 2
     assert main(["--help"]) == 0
     assert main(["no_such_benchmark"]) == 2

@@ -63,8 +63,9 @@ def base_overrides(defaults: dict[str, str]) -> list[str]:
 
 def test_every_row_is_its_tables_base_with_its_own_lines_and_nothing_else():
     # the paper's 34 trained rows (6 of them one model per scale), plus LTE and IPE-LTE in the
-    # Table 1 setting on both encoders, plus Table 1's two resampling rows
-    assert len(EXPERIMENTS) == 6 + 3 + 12 + 7 + 6 + 4 + 2
+    # Table 1 setting on both encoders, plus Table 1's two resampling rows, plus SRNO and IPE-SRNO
+    # (EDSR-baseline) with the paper's recipe and with SRNO's
+    assert len(EXPERIMENTS) == 6 + 3 + 12 + 7 + 6 + 4 + 2 + 4
     for name in EXPERIMENTS:
         defaults, body = row_file(name)
         own = [f"{key}={override_value(value)}" for key, value in leaves(body).items()]
@@ -141,6 +142,15 @@ T4 = ("table4", "edsr_baseline")
 ROW_TAGS = {
     "table1_edsr_baseline_ipe_liif": ("table1", "edsr_baseline", "ipe_liif"),
     "table1_edsr_baseline_ipe_lte": ("table1", "edsr_baseline", "ipe_lte"),
+    "table1_edsr_baseline_srno": ("table1", "edsr_baseline", "srno"),
+    "table1_edsr_baseline_ipe_srno": ("table1", "edsr_baseline", "ipe_srno"),
+    "table1_edsr_baseline_srno_srno_recipe": ("table1", "edsr_baseline", "srno", "srno_recipe"),
+    "table1_edsr_baseline_ipe_srno_srno_recipe": (
+        "table1",
+        "edsr_baseline",
+        "ipe_srno",
+        "srno_recipe",
+    ),
     "table1_edsr_baseline_liif": ("table1", "edsr_baseline", "liif"),
     "table1_edsr_baseline_lte": ("table1", "edsr_baseline", "lte"),
     "table1_edsr_baseline_metasr": ("table1", "edsr_baseline", "metasr"),

@@ -35,6 +35,14 @@ def test_every_row_of_the_paper_sweeps_finds_its_paper_numbers():
                 assert found == count, (name, row.spec.label)
 
 
+def test_the_srno_sweep_shows_srnos_published_numbers_beside_its_own_recipes_row():
+    table = build_table(load_sweep("table1_srno").layout, {}, PAPER)
+    srno = row_of(table, "table1_edsr_baseline_srno_srno_recipe")
+    published = [34.85, 31.11, 29.16, 26.90, 23.84, 22.29, 21.27, 20.56]  # Wei & Zhang, Table 1
+    assert [c.paper.get("psnr") for c in srno.cells] == published
+    assert not any(c.paper for c in row_of(table, "table1_edsr_baseline_srno").cells)
+
+
 def test_a_key_that_matches_several_paper_rows_is_refused():
     # Table 4 has IPE-LIIF for L = 4, 10, 16, + cell and − skip: without the variant, ambiguous.
     with pytest.raises(ValueError, match="ambiguous"):

@@ -67,9 +67,12 @@ def test_every_experiment_evaluates_exactly_its_tables_scales():
     paper = _paper_scales()
     experiments = sorted(p.stem for p in (CONF_DIR / "experiment").glob("table*.yaml"))
     # the paper's 34 trained rows (6 of one model per scale), plus LTE and IPE-LTE in the Table 1
-    # setting on both encoders, plus Table 1's 2 resampling rows (the x4 model at every scale)
+    # setting on both encoders, plus Table 1's 2 resampling rows (the x4 model at every scale),
+    # plus SRNO and IPE-SRNO with the paper's recipe and with SRNO's own
     lte_rows = [name for name in experiments if name.endswith("_lte")]
-    assert len(experiments) - len(lte_rows) == 6 + 3 + 12 + 7 + 6 + 2 and len(lte_rows) == 4
+    srno_rows = [name for name in experiments if name.endswith(("_srno", "_srno_recipe"))]
+    assert len(experiments) - len(lte_rows) - len(srno_rows) == 6 + 3 + 12 + 7 + 6 + 2
+    assert len(lte_rows) == 4 and len(srno_rows) == 4
     for name in experiments:
         cfg = compose_config([f"experiment={name}"])
         table = name.split("_")[0]
@@ -81,9 +84,13 @@ def test_every_experiment_evaluates_exactly_its_tables_scales():
             train_scales = f"x{own_scale} only"
             assert cfg.data.scale == own_scale, name
         assert {float(s) for s in cfg.eval.scales} == paper[(table, train_scales)], name
-        assert cfg.trainer.max_epochs == 1000 and cfg.optimizer.lr == 1e-4, name
-        assert list(cfg.scheduler.milestones) == [200, 400, 600, 800], name
-        assert cfg.data.batch_size == 16, name
+        if name.endswith("_srno_recipe"):  # SRNO's configs/train_edsr-sronet.yaml
+            assert cfg.trainer.max_epochs == 1050 and cfg.optimizer.lr == 4e-5, name
+            assert (cfg.data.batch_size, cfg.data.inp_size) == (64, 128), name
+        else:
+            assert cfg.trainer.max_epochs == 1000 and cfg.optimizer.lr == 1e-4, name
+            assert list(cfg.scheduler.milestones) == [200, 400, 600, 800], name
+            assert cfg.data.batch_size == 16, name
         assert cfg.data.images._target_ == "ipe_lightning.data.DIV2K", name
         first_set = next(iter(cfg.eval.sets))
         assert first_set == ("set5" if table == "table2" else "div2k"), name

@@ -152,10 +152,10 @@ def test_list_prints_every_sweep_with_its_jobs(capsys):
         "  table4_ipe_liif_noskip",
     ]
     headers = [line.split(" ")[0] for line in lines if not line.startswith(" ")]
-    assert headers == ["paper", "table1", "table1_lte", "table2", "table3", "table4"]
+    assert headers == ["paper", "table1", "table1_lte", "table1_srno", "table2", "table3", "table4"]
     # paper: the four tables' 36 rows; table1: 6 arbitrary-scale rows, 3 of one model per scale
-    # and 2 resampling rows; table1_lte: Table 1's 6 arbitrary-scale rows plus 4 LTE rows
-    assert len(lines) == 6 + 36 + 11 + 10 + 6 + 12 + 7
+    # and 2 resampling rows; table1_lte / table1_srno: Table 1's 6 arbitrary-scale rows plus 4
+    assert len(lines) == 7 + 36 + 11 + 10 + 10 + 6 + 12 + 7
 
 
 def test_the_end_of_a_sweep_prints_its_table_for_the_log(tmp_path, capsys):
