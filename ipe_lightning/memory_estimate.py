@@ -118,13 +118,18 @@ def _largest_block(blocks: nn.ModuleList, call: Callable[[], object]) -> int:
     handles = [block.register_forward_pre_hook(start) for block in blocks]
     handles += [m.register_forward_hook(add) for block in blocks for m in block.modules()]
     handles += [block.register_forward_hook(end) for block in blocks]
+    _call_hooked(call, handles)
+    return largest
+
+
+def _call_hooked(call: Callable[[], object], handles: list) -> None:
+    """``call()`` without gradients, then the hooks of ``handles`` removed (also on an error)."""
     try:
         with torch.no_grad():
             call()
     finally:
         for handle in handles:
             handle.remove()
-    return largest
 
 
 def _largest_activation(net: nn.Module, call: Callable[[], object]) -> int:
@@ -135,13 +140,7 @@ def _largest_activation(net: nn.Module, call: Callable[[], object]) -> int:
         nonlocal largest
         largest = max(largest, _tensor_bytes(inputs) + _tensor_bytes(output))
 
-    handles = [module.register_forward_hook(hook) for module in net.modules()]
-    try:
-        with torch.no_grad():
-            call()
-    finally:
-        for handle in handles:
-            handle.remove()
+    _call_hooked(call, [module.register_forward_hook(hook) for module in net.modules()])
     return largest
 
 

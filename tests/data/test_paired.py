@@ -18,18 +18,7 @@ from ipe_lightning.data.paired import PairedPatches, paired_sample, train_lr_dir
 from ipe_lightning.data.sampler import EpochSampler
 from ipe_lightning.data.sources import DIV2K
 from ipe_lightning.errors import SettingError, UserError
-
-# (u, v) of the original n x n window shown at (i, j) of the augmented one, for each of the eight.
-DIHEDRAL = [
-    lambda i, j, n: (i, j),
-    lambda i, j, n: (n - 1 - i, j),
-    lambda i, j, n: (i, n - 1 - j),
-    lambda i, j, n: (n - 1 - i, n - 1 - j),
-    lambda i, j, n: (j, i),
-    lambda i, j, n: (n - 1 - j, i),
-    lambda i, j, n: (j, n - 1 - i),
-    lambda i, j, n: (n - 1 - j, n - 1 - i),
-]
+from tests.data.test_crops import DIHEDRAL  # (u, v) of the crop shown at (i, j), each of eight
 
 
 def coded(height: int, width: int, blue: int) -> np.ndarray:
