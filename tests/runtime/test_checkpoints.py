@@ -129,6 +129,9 @@ def trainer_saving_every(tmp_path, steps: int, *callbacks, logger=False) -> pl.T
 @pytest.mark.parametrize("handling", ["ours", "lightning"])
 def test_ctrl_c_finishes_the_step_saves_last_checkpoint_and_raises_interrupted(tmp_path, handling):
     trainer = trainer_saving_every(tmp_path, 100, PreemptionCheckpoint())
+    # Ctrl-C as a fresh process has it, whatever an earlier test in this worker left (a Lightning
+    # run that was interrupted leaves Ctrl-C ignored)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
     before = signal.getsignal(signal.SIGINT)
     scope = stop_on_interrupt() if handling == "ours" else contextlib.nullcontext()
     try:
@@ -136,7 +139,7 @@ def test_ctrl_c_finishes_the_step_saves_last_checkpoint_and_raises_interrupted(t
             trainer.fit(CtrlCAtStep(3))
         after = signal.getsignal(signal.SIGINT)
     finally:
-        signal.signal(signal.SIGINT, before)  # Lightning leaves Ctrl-C ignored after its exit
+        signal.signal(signal.SIGINT, outer)  # Lightning leaves Ctrl-C ignored after its exit
     if handling == "ours":
         assert isinstance(stopped.value, Interrupted) and INTERRUPTED_EXIT == 130
         assert saved(tmp_path / "last.ckpt")["global_step"] == 4  # step 3 ran to its end
