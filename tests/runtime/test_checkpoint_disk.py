@@ -1,6 +1,6 @@
 """What a finished training keeps on disk, from the real callbacks and trainer configs:
-``last.ckpt`` (resume, evaluations); ``best.ckpt`` unless ``callbacks.best.save_top_k=0``;
-``last.prev.ckpt`` only while training runs."""
+``last.ckpt`` (resume, evaluations); ``best.ckpt``; ``last.prev.ckpt`` only while training
+runs."""
 
 from __future__ import annotations
 
@@ -54,6 +54,6 @@ def test_a_finished_training_keeps_last_and_best_but_not_the_previous_last(tmp_p
     assert fit(tmp_path, []) == {"last.ckpt", "best.ckpt"}
 
 
-def test_the_previous_last_is_kept_when_asked_and_best_left_out_when_asked(tmp_path):
-    kept = fit(tmp_path, ["callbacks.drop_previous=null", "callbacks.best.save_top_k=0"])
-    assert kept == {"last.ckpt", "last.prev.ckpt"}
+def test_the_previous_last_is_kept_when_asked(tmp_path):
+    kept = fit(tmp_path, ["callbacks.drop_previous=null"])
+    assert kept == {"last.ckpt", "best.ckpt", "last.prev.ckpt"}
