@@ -555,13 +555,19 @@ def real_places(places, tiny_data_root, finished_table4_sweep) -> Places:
     return places
 
 
+# experiment=table1_edsr_baseline_x4(_lanczos), model=rdn_x3: a network of one scale
+FIXED_SCALE = re.compile(r"^(?:experiment|model)=\S*_x([234])(?:_\w+)?$")
+
+
 def smoke_overrides(overrides: list[str], places: Places) -> list[str]:
     kept = [o for o in overrides if not o.split("=", 1)[0].startswith(SMOKE_DROPPED)]
     if not any(o.startswith("hydra.run.dir=") for o in kept):
         kept.append(f"hydra.run.dir={places.tmp / 'run'}")
     kept += ["debug=smoke", "trainer=cpu", "logger=csv", "data.inp_size=16"]  # tiny images
     if not any(o.startswith(("eval.scales=", "eval.sets.")) for o in overrides):
-        kept.append("eval.scales=[2]")  # one scale is enough to run the test of a smoke run
+        # one scale is enough to run the test of a smoke run: a fixed-scale network's own
+        own = [m.group(1) for o in overrides if (m := FIXED_SCALE.search(o))]
+        kept.append(f"eval.scales=[{own[0] if own else 2}]")
     trains = not any(o.startswith("mode=") and o != "mode=train" for o in overrides)
     if trains and any(o.startswith("ckpt_path=") for o in overrides):
         kept.append("trainer.max_epochs=3")  # one epoch past the sweep checkpoint's two
