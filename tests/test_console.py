@@ -102,5 +102,6 @@ def test_the_readme_pre_check_runs_on_the_cpu_on_the_tiny_tree_and_reads_cleanly
     for noise in ("Tip", "GPU available", "was configured so", "Seed set", "[20"):
         assert noise not in console, noise
     assert "table1_edsr_baseline_ipe_liif: test results" in done.stdout
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
+    kept = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert kept == ["best.ckpt", "last.ckpt"]  # no last.prev.ckpt once trained
     assert "GPU available" in (run_dir / "run.log").read_text()  # the details are kept there
