@@ -127,6 +127,21 @@ LTE_HIDDEN = (256, 256, 256)
 LTE_MLP = partial(PlainMLP, hidden=LTE_HIDDEN)
 
 
+def split_features_and_image(
+    feat: torch.Tensor, channels: int, model: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's ``channels`` features and the LR image of what ``encode`` returned
+    (``torch.cat([encoder(lr), lr])``: LTE and SRNO); else an error naming ``model``."""
+    expected = channels + IMAGE_CHANNELS
+    if feat.dim() != 4 or feat.shape[1] != expected:
+        raise ValueError(
+            f"{model} features must be (B, {expected}, h, w) as returned by encode (the "
+            f"encoder's {channels} channels and the LR image), got shape {tuple(feat.shape)}"
+        )
+    features, image = feat.split([channels, IMAGE_CHANNELS], dim=1)
+    return features, image
+
+
 class LTE(ImplicitSR):
     """Local texture estimator: amplitude, frequency and phase decoded by a plain MLP.
 
@@ -172,14 +187,7 @@ class LTE(ImplicitSR):
     def tables(self, feat: torch.Tensor, window: Window) -> tuple[torch.Tensor, ...]:
         """``[coef, freq] (B, N, 2 hidden_dim)`` and the LR image ``(B, N, 3)`` per position of
         ``window``."""
-        expected = self.encoder.out_dim + IMAGE_CHANNELS
-        if feat.dim() != 4 or feat.shape[1] != expected:
-            raise ValueError(
-                f"LTE features must be (B, {expected}, h, w) as returned by encode (the "
-                f"encoder's {self.encoder.out_dim} channels and the LR image), got shape "
-                f"{tuple(feat.shape)}"
-            )
-        features, image = feat.split([self.encoder.out_dim, IMAGE_CHANNELS], dim=1)
+        features, image = split_features_and_image(feat, self.encoder.out_dim, "LTE")
         texture = torch.cat([self.coef(features), self.freq(features)], dim=1)
         return window_table(texture, window), window_table(image, window)
 

@@ -28,10 +28,8 @@ from ipe_lightning.models.encodings import CoordinateEncoding, NoEncoding
 from ipe_lightning.models.galerkin import GalerkinAttention, GridSR
 from ipe_lightning.models.grid import LatentGrid, Window, window_table
 from ipe_lightning.models.lookup import ensemble_lookup, ensemble_weights, take_rows
-from ipe_lightning.models.lte import bilinear_taps
+from ipe_lightning.models.lte import bilinear_taps, split_features_and_image
 
-# Channels the LR image adds to SRNO's features (its bilinear term reads them).
-IMAGE_CHANNELS = 3
 # SRNO code (configs/train_edsr-sronet.yaml, models/sronet.py): width 256, 16 heads ("blocks"),
 # two attention blocks, a 256-wide head.
 SRNO_WIDTH, SRNO_HEADS, SRNO_DEPTH, SRNO_HEAD_HIDDEN = 256, 16, 2, 256
@@ -110,14 +108,7 @@ class SRNO(GridSR):
 
     def tables(self, feat: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The features ``(B, h * w, C)`` and the LR image ``(B, h * w, 3)``."""
-        expected = self.encoder.out_dim + IMAGE_CHANNELS
-        if feat.dim() != 4 or feat.shape[1] != expected:
-            raise ValueError(
-                f"SRNO features must be (B, {expected}, h, w) as returned by encode (the "
-                f"encoder's {self.encoder.out_dim} channels and the LR image), got shape "
-                f"{tuple(feat.shape)}"
-            )
-        features, image = feat.split([self.encoder.out_dim, IMAGE_CHANNELS], dim=1)
+        features, image = split_features_and_image(feat, self.encoder.out_dim, "SRNO")
         return window_table(features, _WHOLE), window_table(image, _WHOLE)
 
     def lift(self, grid: LatentGrid, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:

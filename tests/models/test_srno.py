@@ -22,6 +22,7 @@ from ipe_lightning.coords import make_coord
 from ipe_lightning.models import IPE, PE, EDSRBaseline, NoEncoding
 from ipe_lightning.models.galerkin import GalerkinAttention
 from ipe_lightning.models.srno import SRNO, lifting_input, srno_state_dict
+from tests.models.test_lte import tent_bilinear  # the border-padded bilinear of LTE's oracle
 
 LR_SIZE = (5, 7)  # odd: no HR pixel centre of the grids below falls on an LR pixel boundary
 EPS = 1e-6  # SRNO code (as LIIF): lookup shift and clamp margin
@@ -153,18 +154,6 @@ def oracle_block(sd, block, x, heads):
         attention[:, head * d : (head + 1) * d] = q @ galerkin
     mixed = x + attention
     return x + linear(sd, f"{block}.o_proj2", gelu(linear(sd, f"{block}.o_proj1", mixed)))
-
-
-def tent_bilinear(image, q):
-    """Border-padded bilinear sample of ``image (3, h, w)`` at ``q`` (tent weights)."""
-    _, height, width = image.shape
-    y = min(max(((q[0] + 1) * height - 1) / 2, 0), height - 1)
-    x = min(max(((q[1] + 1) * width - 1) / 2, 0), width - 1)
-    return sum(
-        image[:, i, j] * max(0.0, 1 - abs(y - i)) * max(0.0, 1 - abs(x - j))
-        for i in range(height)
-        for j in range(width)
-    )
 
 
 def oracle_srno(sd, feat, image, queries, cells, heads, bandwidth=None) -> np.ndarray:
